@@ -1,0 +1,193 @@
+"""TFormula expressions: parsed by correctionlib, evaluated with jax.numpy.
+
+correctionlib's own PEG parser (``correctionlib._core.Formula``) builds the syntax
+tree, so precedence and grammar quirks (``-x^2 == +x^2``, right-associative ``^``)
+are exactly correctionlib's. We then lift every number in the tree, literal or
+parameter, into a *slot*: two formulas that differ only in their numbers share one
+template, and their numbers become rows of a table. The CMS JEC and b-tag files hold
+10^5 formulas of a handful of shapes; this is what lets them evaluate as one
+vectorised expression with gathered numbers.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import jax.numpy as jnp
+import jax.scipy.special
+import numpy as np
+from correctionlib import _core
+
+from .errors import InvalidDocumentError
+
+_Ast = _core.FormulaAst
+_UNARY = _Ast.UnaryOp
+_BINARY = _Ast.BinaryOp
+
+
+
+def _sentinel_a(i: int) -> float:
+    """Two sets of parameter values for the double parse in ``formula_template``.
+
+    Short decimals, so that they survive correctionlib's JSON number parsing exactly;
+    no literal can equal the i-th value of both sets.
+    """
+    return -1000.25 - i
+
+
+def _sentinel_b(i: int) -> float:
+    return -2000.75 - i
+
+
+@dataclass(frozen=True)
+class FormulaTemplate:
+    """A formula with its numbers lifted into slots.
+
+    ``tree`` is nested tuples: ``("slot", k)``, ``("var", input_index)``,
+    ``("unary", op_name, child)``, ``("binary", op_name, left, right)``.
+    ``slot_literals[k]`` is the literal value of slot k, or NaN where the slot holds
+    parameter ``slot_params[k]`` (-1 for literals).
+    """
+
+    tree: tuple
+    slot_literals: tuple[float, ...]
+    slot_params: tuple[int, ...]
+
+    @property
+    def n_slots(self) -> int:
+        return len(self.slot_literals)
+
+    def slot_values(self, parameters: Sequence[float]) -> np.ndarray:
+        """The slot vector (float64, shape ``[n_slots]``) for given parameters."""
+        values = np.array(self.slot_literals, dtype=np.float64)
+        for k, p in enumerate(self.slot_params):
+            if p >= 0:
+                values[k] = parameters[p]
+        return values
+
+
+def _parse(expression: str, variables: tuple[str, ...], inputs_json: str, params: list[float]):
+    formula = {
+        "nodetype": "formula",
+        "expression": expression,
+        "parser": "TFormula",
+        "variables": list(variables),
+        "parameters": params,
+    }
+    core_inputs = [_core.Variable.from_string(json.dumps(v)) for v in json.loads(inputs_json)]
+    try:
+        return _core.Formula.from_string(json.dumps(formula), core_inputs).ast
+    except RuntimeError as exc:
+        raise InvalidDocumentError(f"cannot parse formula {expression!r}: {exc}") from None
+
+
+@functools.lru_cache(maxsize=4096)
+def formula_template(
+    expression: str, variables: tuple[str, ...], inputs_json: str, n_params: int
+) -> FormulaTemplate:
+    """Parse ``expression`` once per distinct (expression, variables, inputs, #params).
+
+    ``inputs_json`` is the correction's input list as JSON (variables resolve to
+    input positions). correctionlib binds parameters into the tree as literals, so
+    we parse twice with two sets of sentinel parameter values: a slot that holds the
+    i-th sentinel in both parses is parameter i, any other slot is a literal.
+    """
+    tree_a = _parse(expression, variables, inputs_json, [_sentinel_a(i) for i in range(n_params)])
+    tree_b = _parse(expression, variables, inputs_json, [_sentinel_b(i) for i in range(n_params)])
+    literals: list[float] = []
+    params: list[int] = []
+
+    def lift(node_a, node_b) -> tuple:
+        kind = node_a.nodetype
+        if kind == _Ast.NodeType.LITERAL:
+            value_a, value_b = float(node_a.data), float(node_b.data)
+            param = _sentinel_index(value_a, value_b, n_params)
+            literals.append(float("nan") if param >= 0 else value_a)
+            params.append(param)
+            return ("slot", len(literals) - 1)
+        if kind == _Ast.NodeType.VARIABLE:
+            return ("var", int(node_a.data))
+        if kind == _Ast.NodeType.UNARY:
+            return ("unary", node_a.data.name, lift(node_a.children[0], node_b.children[0]))
+        if kind == _Ast.NodeType.BINARY:
+            left = lift(node_a.children[0], node_b.children[0])
+            right = lift(node_a.children[1], node_b.children[1])
+            return ("binary", node_a.data.name, left, right)
+        raise InvalidDocumentError(f"unexpected formula node {kind} in {expression!r}")
+
+    tree = lift(tree_a, tree_b)
+    return FormulaTemplate(tree=tree, slot_literals=tuple(literals), slot_params=tuple(params))
+
+
+def _sentinel_index(value_a: float, value_b: float, n_params: int) -> int:
+    if value_a == value_b:
+        return -1
+    for i in range(n_params):
+        if value_a == _sentinel_a(i) and value_b == _sentinel_b(i):
+            return i
+    raise AssertionError("formula parse differs between sentinel parameter sets")
+
+
+def _where_bool(condition):
+    return jnp.where(condition, 1.0, 0.0)
+
+
+# std::max(a, b) is (a < b) ? b : a and std::min(a, b) is (b < a) ? b : a: with a NaN
+# argument they return the first argument, unlike jnp.maximum/minimum.
+_BINARY_OPS = {
+    "LOGICALOR": lambda a, b: _where_bool((a != 0) | (b != 0)),
+    "LOGICALAND": lambda a, b: _where_bool((a != 0) & (b != 0)),
+    "EQUAL": lambda a, b: _where_bool(a == b),
+    "NOTEQUAL": lambda a, b: _where_bool(a != b),
+    "GREATER": lambda a, b: _where_bool(a > b),
+    "LESS": lambda a, b: _where_bool(a < b),
+    "GREATEREQ": lambda a, b: _where_bool(a >= b),
+    "LESSEQ": lambda a, b: _where_bool(a <= b),
+    "MINUS": jnp.subtract,
+    "PLUS": jnp.add,
+    "DIV": jnp.divide,
+    "TIMES": jnp.multiply,
+    "POW": jnp.power,
+    "ATAN2": jnp.arctan2,
+    "MAX": lambda a, b: jnp.where(a < b, b, a),
+    "MIN": lambda a, b: jnp.where(b < a, b, a),
+}
+
+_UNARY_OPS = {
+    "NEGATIVE": jnp.negative,
+    "LOG": jnp.log,
+    "LOG10": jnp.log10,
+    "EXP": jnp.exp,
+    "ERF": jax.scipy.special.erf,
+    "SQRT": jnp.sqrt,
+    "ABS": jnp.abs,
+    "COS": jnp.cos,
+    "SIN": jnp.sin,
+    "TAN": jnp.tan,
+    "ACOS": jnp.arccos,
+    "ASIN": jnp.arcsin,
+    "ATAN": jnp.arctan,
+    "COSH": jnp.cosh,
+    "SINH": jnp.sinh,
+    "TANH": jnp.tanh,
+    "ACOSH": jnp.arccosh,
+    "ASINH": jnp.arcsinh,
+    "ATANH": jnp.arctanh,
+}
+
+
+def evaluate_tree(tree: tuple, variables: Sequence, slots: Sequence):
+    """Evaluate a template tree; ``variables[i]`` is input i, ``slots[k]`` slot k."""
+    kind = tree[0]
+    if kind == "slot":
+        return slots[tree[1]]
+    if kind == "var":
+        return variables[tree[1]]
+    if kind == "unary":
+        return _UNARY_OPS[tree[1]](evaluate_tree(tree[2], variables, slots))
+    left = evaluate_tree(tree[2], variables, slots)
+    right = evaluate_tree(tree[3], variables, slots)
+    return _BINARY_OPS[tree[1]](left, right)

@@ -1,0 +1,483 @@
+"""Lowered correction nodes: static structure, evaluated with gathered tables.
+
+A lowered node is a hashable, frozen description of *structure* (which inputs, which
+flow, which formula shape). Its numbers live in a separate pytree of arrays, the
+*params*, whose every leaf has a leading axis of length R: the node stands for R
+instances of the same structure (e.g. the 82 pt-binnings below an eta-binning, or
+the 133k FormulaRefs of a JEC file). Each element of the batch carries a ``row``
+index saying which instance applies to it.
+
+Evaluating a node is therefore one vectorised expression over the batch, whatever
+the number of bins: a lookup computes a bin index per element, and its children are
+evaluated once with ``row = parent_row * n_children + bin``. Children of different
+structures form *groups*; each group is evaluated over the batch and the right one
+selected per element. Trace time grows with the number of distinct structures, not
+with the number of bins, and memory is O(batch + tables).
+
+``row is None`` means R == 1 (the root): the single instance is used without gathers.
+
+Every ``evaluate`` returns ``(value, err)``: ``err`` is None when the node cannot
+fail, else an int32 array, 0 where fine, else an error code (see ``error_code``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from . import _formula
+from ._hashprng import hashprng
+
+Params = Any  # a pytree of arrays, every leaf with a leading instance axis
+
+# Error kinds; a code is input_index * 4 + kind, so it names the input (see error_code).
+BELOW, ABOVE, MISSING_KEY = 1, 2, 3
+
+
+def error_code(input_index: int, kind: int) -> int:
+    return input_index * 4 + kind
+
+
+def decode_error(code: int) -> tuple[int, int]:
+    """(input index, kind) of an error code."""
+    return code // 4, code % 4
+
+
+def combine_errors(first, second):
+    """The first error wins: a parent's error makes its children's results irrelevant."""
+    if first is None:
+        return second
+    if second is None:
+        return first
+    return jnp.where(first != 0, first, second)
+
+
+def take(leaf, row):
+    """The instance(s) ``row`` of a params leaf of shape ``[R, ...]``."""
+    if row is None:
+        return leaf[0]
+    return jnp.take(leaf, row, axis=0, mode="clip")
+
+
+def flatten_instances(params: Params) -> Params:
+    """``[R, M, ...]`` leaves to ``[R*M, ...]``: children of all instances in one table."""
+    return jax.tree_util.tree_map(lambda a: a.reshape((a.shape[0] * a.shape[1], *a.shape[2:])), params)
+
+
+def child_row(row, width: int, index):
+    """Row of child ``index`` of instance ``row`` in a flattened ``[R*width]`` table."""
+    return index if row is None else row * width + index
+
+
+def _select(condition, if_true, if_false):
+    """Elementwise select of two (value, err) pairs."""
+    value = jnp.where(condition, if_true[0], if_false[0])
+    if if_true[1] is None and if_false[1] is None:
+        return value, None
+    zero = jnp.int32(0)
+    err_true = zero if if_true[1] is None else if_true[1]
+    err_false = zero if if_false[1] is None else if_false[1]
+    return value, jnp.where(condition, err_true, err_false)
+
+
+@dataclass(frozen=True)
+class Context:
+    """The inputs of one evaluation and the elements the current branch decides.
+
+    ``inputs``: one array per correction input (None for strings: they are static),
+    all of one broadcast shape; real inputs are floating, int inputs integer.
+    ``live``: None (every element), or a bool mask of the elements whose value this
+    branch provides. Dead elements still flow through the branch (vectorised code
+    computes every branch); their gradients are cut with ``guard`` so that a branch
+    that is singular where it is not selected cannot poison gradients with NaN.
+    """
+
+    inputs: tuple
+    live: Any = None
+
+    def real(self, index: int):
+        x = self.inputs[index]
+        if x is None:  # a string input: resolved statically, never used numerically
+            return None
+        if not jnp.issubdtype(x.dtype, jnp.floating):
+            x = x.astype(jnp.result_type(float))
+        return x
+
+    def guard(self, x):
+        if self.live is None:
+            return x
+        return jnp.where(self.live, x, jax.lax.stop_gradient(x))
+
+    def restricted(self, mask) -> Context:
+        live = mask if self.live is None else (self.live & mask)
+        return Context(self.inputs, live)
+
+    def replaced(self, index: int, value) -> Context:
+        inputs = list(self.inputs)
+        inputs[index] = value
+        return Context(tuple(inputs), self.live)
+
+
+class Node:
+    """Base class: a lowered node's static structure."""
+
+    def evaluate(self, params: Params, ctx: Context, row):  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def optimized(self, params: Params) -> tuple[Node, Params]:
+        """A faster equivalent structure for these final (stacked) params."""
+        return self, params
+
+
+@dataclass(frozen=True)
+class Const(Node):
+    """A number. params: ``{"value": [R]}``."""
+
+    def evaluate(self, params, ctx, row):
+        return take(params["value"], row), None
+
+
+@dataclass(frozen=True)
+class Missing(Node):
+    """A string Category with no branch for the given string, below some other lookup:
+    an error only for the elements that reach it (as in correctionlib). No params."""
+
+    input: int
+
+    def evaluate(self, params, ctx, row):
+        shape = jnp.shape(row) if row is not None else ()
+        code = jnp.full(shape, error_code(self.input, MISSING_KEY), dtype=jnp.int32)
+        return jnp.full(shape, jnp.nan, dtype=jnp.result_type(float)), code
+
+
+@dataclass(frozen=True)
+class Formula(Node):
+    """A TFormula template. params: ``{"slots": [R, n_slots]}`` (literals and parameters)."""
+
+    tree: tuple
+    n_slots: int
+
+    def evaluate(self, params, ctx, row):
+        slots = take(params["slots"], row)
+        slot_list = [ctx.guard(slots[..., k]) for k in range(self.n_slots)]
+        n_inputs = len(ctx.inputs)
+        variables = [
+            None if ctx.inputs[i] is None else ctx.guard(ctx.real(i)) for i in range(n_inputs)
+        ]
+        return _formula.evaluate_tree(self.tree, variables, slot_list), None
+
+
+@dataclass(frozen=True)
+class HashPRNG(Node):
+    """Deterministic random numbers seeded by the inputs (no params, no gradient)."""
+
+    inputs: tuple[int, ...]
+    distribution: str
+
+    def evaluate(self, params, ctx, row):
+        seeds = jnp.broadcast_arrays(*(ctx.inputs[i] for i in self.inputs))
+        return hashprng(seeds, self.distribution), None
+
+
+def _round_half_away(value):
+    """std::round: halves away from zero (jnp.round rounds halves to even)."""
+    whole = jnp.trunc(value)
+    return whole + jnp.where(jnp.abs(value - whole) >= 0.5, jnp.sign(value), 0.0)
+
+
+@dataclass(frozen=True)
+class Transform(Node):
+    """Replace input ``input`` by ``rule``'s value, then evaluate ``content``.
+
+    params: ``{"rule": ..., "content": ...}``.
+    """
+
+    input: int
+    rule: Node
+    content: Node
+
+    def evaluate(self, params, ctx, row):
+        new_value, rule_err = self.rule.evaluate(params["rule"], ctx, row)
+        old = ctx.inputs[self.input]
+        if jnp.issubdtype(old.dtype, jnp.integer):
+            new_value = _round_half_away(new_value).astype(old.dtype)
+        new_value = jnp.broadcast_to(new_value, old.shape)
+        value, content_err = self.content.evaluate(
+            params["content"], ctx.replaced(self.input, new_value), row
+        )
+        return value, combine_errors(rule_err, content_err)
+
+    def optimized(self, params):
+        rule, rule_params = self.rule.optimized(params["rule"])
+        content, content_params = self.content.optimized(params["content"])
+        return Transform(self.input, rule, content), {"rule": rule_params, "content": content_params}
+
+
+@dataclass(frozen=True)
+class Children(Node):
+    """The children of a lookup node, evaluated for a per-element child index.
+
+    ``groups``: the distinct child structures. params: ``{"members": (per group, leaves
+    [R, M_g, ...]), "group": [R, N], "member": [R, N]}``; the two tables (present only
+    with several groups) say which group and which member child ``i`` is.
+    """
+
+    groups: tuple[Node, ...]
+
+    def evaluate_at(self, params, ctx, row, index):
+        members = params["members"]
+        if len(self.groups) == 1:
+            width = _width(members[0])
+            return self.groups[0].evaluate(
+                flatten_instances(members[0]), ctx, child_row(row, width, index)
+            )
+        group = _take2(params["group"], row, index)
+        member = _take2(params["member"], row, index)
+        result = None
+        for g, node in enumerate(self.groups):
+            selected = group == g
+            width = _width(members[g])
+            rows = child_row(row, width, jnp.where(selected, member, 0))
+            branch = node.evaluate(flatten_instances(members[g]), ctx.restricted(selected), rows)
+            result = branch if result is None else _select(selected, branch, result)
+        return result
+
+    def optimized(self, params):
+        groups, members = [], []
+        for node, member_params in zip(self.groups, params["members"], strict=True):
+            n_rows, width = _n_rows(member_params), _width(member_params)
+            node_opt, flat = node.optimized(flatten_instances(member_params))
+            groups.append(node_opt)
+            members.append(jax.tree_util.tree_map(lambda a: _unflatten(a, n_rows, width), flat))
+        return Children(tuple(groups)), {**params, "members": tuple(members)}
+
+
+def _width(params) -> int:
+    """Children per instance of stacked ``[R, M, ...]`` params (shared leaves have M=1)."""
+    return max((a.shape[1] for a in jax.tree_util.tree_leaves(params)), default=1)
+
+
+def _n_rows(params) -> int:
+    return max((a.shape[0] for a in jax.tree_util.tree_leaves(params)), default=1)
+
+
+def _unflatten(leaf, n_rows: int, width: int):
+    """Inverse of ``flatten_instances``; a shared leaf (one row) stays one row."""
+    if leaf.shape[0] == 1 and n_rows * width != 1:
+        return leaf.reshape((1, 1, *leaf.shape[1:]))
+    return leaf.reshape((n_rows, width, *leaf.shape[1:]))
+
+
+def _take2(table, row, index):
+    """``table[row, index]`` for a ``[R, N]`` table (or a shared ``[1, N]`` one)."""
+    if row is None or table.shape[0] == 1:
+        return jnp.take(table[0], index, mode="clip")
+    width = table.shape[1]
+    return jnp.take(table.reshape(-1), row * width + index, mode="clip")
+
+
+def searchsorted_rows(table, row, x, side: str):
+    """Per-element ``searchsorted`` in row ``row`` of a sorted, padded ``[R, E]`` table.
+
+    With one row (shared edges) this is ``jnp.searchsorted``; otherwise a branchless
+    binary search over the flattened table (log2(E) gathers), since jnp.searchsorted
+    takes a single sorted array. Returns how many entries are ``<= x`` (side="right")
+    or ``< x`` (side="left"). Comparisons with NaN are false: callers handle NaN.
+    """
+    n_rows, width = table.shape
+    if row is None or n_rows == 1:
+        method = "scan_unrolled" if width <= 64 else "scan"
+        return jnp.searchsorted(table[0], x, side=side, method=method).astype(jnp.int32)
+    flat = table.reshape(-1)
+    base = row * width
+    position = jnp.zeros(jnp.shape(x), dtype=jnp.int32)
+    step = 1 << (width.bit_length() - 1)
+    while step >= 1:
+        candidate = position + step
+        entry = jnp.take(flat, base + jnp.minimum(candidate, width) - 1, mode="clip")
+        passes = (entry <= x) if side == "right" else (entry < x)
+        position = jnp.where((candidate <= width) & passes, candidate, position)
+        step //= 2
+    return position
+
+
+@dataclass(frozen=True)
+class EdgesAxis:
+    """A binning axis with explicit edges. params: ``{"edges": [R, E], "nbins": [R]}``.
+
+    Padded rows hold +inf past their last edge.
+    """
+
+    input: int
+
+    def locate(self, params, ctx, row, wrap: bool):
+        """(bin index, below, above) per element; bin index is meaningful when in range."""
+        x = ctx.real(self.input)
+        edges = params["edges"]
+        nbins = take(params["nbins"], row)
+        if wrap:
+            low = take(edges[:, 0], row)
+            high = _take2(edges, row, nbins)
+            norm = (x - low) / (high - low)
+            x = low + (norm - jnp.floor(norm)) * (high - low)
+        position = searchsorted_rows(edges, row, x, "right")
+        isnan = jnp.isnan(x)
+        below = (position == 0) & ~isnan
+        above = (position > nbins) | isnan
+        if wrap:  # rounding can land exactly on an outer edge; NaN cannot be wrapped
+            return jnp.clip(position - 1, 0, nbins - 1), jnp.zeros_like(isnan), isnan
+        return position - 1, below, above
+
+    def nbins(self, params, row):
+        return take(params["nbins"], row)
+
+
+@dataclass(frozen=True)
+class UniformAxis:
+    """``UniformBinning``. params: ``{"low": [R], "high": [R], "nbins": [R]}``."""
+
+    input: int
+
+    def locate(self, params, ctx, row, wrap: bool):
+        x = ctx.real(self.input)
+        low, high = take(params["low"], row), take(params["high"], row)
+        nbins = take(params["nbins"], row)
+        norm = (x - low) / (high - low)
+        if wrap:
+            norm = norm - jnp.floor(norm)
+        # correctionlib truncates n * norm to size_t; NaN gives bin 0 (see README).
+        scaled = nbins.astype(norm.dtype) * norm
+        index = jnp.where(jnp.isfinite(scaled), scaled, 0.0).astype(jnp.int32)
+        index = jnp.clip(index, 0, nbins - 1)
+        if wrap:
+            no = jnp.zeros(jnp.shape(x), dtype=bool)
+            return index, no, no
+        return index, x < low, x >= high
+
+    def nbins(self, params, row):
+        return take(params["nbins"], row)
+
+
+@dataclass(frozen=True)
+class Binning(Node):
+    """Binning or MultiBinning: one or more axes, C-order content, one flow.
+
+    ``flow`` is "clamp", "error", "wrap" or "default" (then ``default`` is the node
+    evaluated out of range). params: ``{"axes": (axis params, ...), "content":
+    Children params, "default": default params}``.
+    """
+
+    axes: tuple
+    flow: str
+    content: Children
+    default: Node | None = None
+
+    def evaluate(self, params, ctx, row):
+        wrap = self.flow == "wrap"
+        flat_index = None
+        err = None
+        outside = None
+        for axis, axis_params in zip(self.axes, params["axes"], strict=True):
+            index, below, above = axis.locate(axis_params, ctx, row, wrap)
+            nbins = axis.nbins(axis_params, row)
+            if self.flow == "clamp":
+                index = jnp.where(below, 0, jnp.where(above, nbins - 1, index))
+            elif self.flow in ("error", "default"):
+                out = below | above
+                index = jnp.where(out, 0, index)
+                if self.flow == "error":
+                    code = jnp.where(
+                        below,
+                        error_code(axis.input, BELOW),
+                        jnp.where(above, error_code(axis.input, ABOVE), 0),
+                    ).astype(jnp.int32)
+                    err = combine_errors(err, code)
+                outside = out if outside is None else (outside | out)
+            flat_index = index if flat_index is None else flat_index * nbins + index
+        if self.default is None:
+            value, child_err = self.content.evaluate_at(
+                params["content"], ctx if outside is None else ctx.restricted(~outside), row, flat_index
+            )
+            return value, combine_errors(err, child_err)
+        inside = self.content.evaluate_at(params["content"], ctx.restricted(~outside), row, flat_index)
+        fallback = self.default.evaluate(params["default"], ctx.restricted(outside), row)
+        return _select(outside, fallback, inside)
+
+    def optimized(self, params):
+        content, content_params = self.content.optimized(params["content"])
+        new_params = {**params, "content": content_params}
+        axes, axes_params = [], []
+        for axis, axis_params in zip(self.axes, params["axes"], strict=True):
+            if isinstance(axis, EdgesAxis):
+                axis_params = _share_rows(axis_params, "edges")
+            axes.append(axis)
+            axes_params.append(axis_params)
+        new_params["axes"] = tuple(axes_params)
+        default = self.default
+        if default is not None:
+            default, new_params["default"] = default.optimized(params["default"])
+        return Binning(tuple(axes), self.flow, content, default), new_params
+
+
+def _share_rows(params: dict, key: str) -> dict:
+    """Keep one row of ``params[key]`` when all rows are equal (enables fast search)."""
+    table = np.asarray(params[key])
+    if table.shape[0] > 1 and (table == table[:1]).all():
+        return {**params, key: table[:1]}
+    return params
+
+
+@dataclass(frozen=True)
+class IntCategory(Node):
+    """Category on an int input. params: ``{"keys": [R, K] sorted, "nkeys": [R],
+    "content": Children params (children in key order), "default": ...}``."""
+
+    input: int
+    content: Children
+    default: Node | None = None
+
+    def evaluate(self, params, ctx, row):
+        x = ctx.inputs[self.input]
+        keys = params["keys"]
+        nkeys = take(params["nkeys"], row)
+        position = searchsorted_rows(keys, row, x.astype(keys.dtype), "left")
+        found_key = _take2(keys, row, position)
+        found = (position < nkeys) & (found_key == x)
+        index = jnp.where(found, position, 0)
+        if self.default is None:
+            value, child_err = self.content.evaluate_at(
+                params["content"], ctx.restricted(found), row, index
+            )
+            missing = jnp.where(found, 0, error_code(self.input, MISSING_KEY)).astype(jnp.int32)
+            return value, combine_errors(missing, child_err)
+        inside = self.content.evaluate_at(params["content"], ctx.restricted(found), row, index)
+        fallback = self.default.evaluate(params["default"], ctx.restricted(~found), row)
+        return _select(found, inside, fallback)
+
+    def optimized(self, params):
+        content, content_params = self.content.optimized(params["content"])
+        new_params = _share_rows({**params, "content": content_params}, "keys")
+        default = self.default
+        if default is not None:
+            default, new_params["default"] = default.optimized(params["default"])
+        return IntCategory(self.input, content, default), new_params
+
+
+def evaluate_root(node: Node, params: Params, inputs: tuple):
+    """Evaluate a lowered correction: returns (value, err) of the inputs' broadcast shape.
+
+    Elements with an error get NaN (err says which); see ``decode_error``.
+    """
+    shape = jnp.broadcast_shapes(*(jnp.shape(x) for x in inputs if x is not None))
+    inputs = tuple(None if x is None else jnp.broadcast_to(x, shape) for x in inputs)
+    value, err = node.evaluate(params, Context(inputs), None)
+    dtype = jnp.result_type(float)
+    value = jnp.broadcast_to(jnp.asarray(value, dtype=dtype), shape)
+    if err is None:
+        return value, jnp.zeros(shape, dtype=jnp.int32)
+    err = jnp.broadcast_to(err, shape)
+    return jnp.where(err != 0, jnp.nan, value), err

@@ -1,0 +1,252 @@
+"""``Correction`` and ``CompoundCorrection``: correctionlib's high-level API in JAX."""
+
+from __future__ import annotations
+
+import functools
+import threading
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from correctionlib import schemav2
+
+from . import _diagnostics, _inputs
+from . import _nodes as nodes
+from ._lowering import lower_correction
+from .errors import InvalidDocumentError
+
+__all__ = ["CompoundCorrection", "Correction"]
+
+
+def x64_enabled() -> bool:
+    """Whether JAX currently computes in 64 bits (``jax_enable_x64``, maybe in a context)."""
+    return jnp.result_type(float) == jnp.float64
+
+
+def _to_device(leaf: np.ndarray) -> jax.Array:
+    """A host table as a JAX array of the current default precision.
+
+    With x64 off, int64 padding values are clipped into int32 rather than wrapped.
+    """
+    if leaf.dtype.kind in "iu" and jnp.result_type(int) == jnp.int32:
+        info = np.iinfo(np.int32)
+        leaf = np.clip(leaf, info.min, info.max)
+    dtype = jnp.result_type(float) if leaf.dtype.kind == "f" else jnp.result_type(int)
+    return jnp.asarray(leaf, dtype=dtype)
+
+
+class _Lowered:
+    """A correction lowered for one tuple of string values, with its compiled evaluator."""
+
+    def __init__(self, node: nodes.Node, host_params: Any):
+        self.node = node
+        self.host_params = host_params
+        self._device_params: dict[bool, Any] = {}
+        self.evaluate_jit = jax.jit(functools.partial(_evaluate_checked, node))
+
+    def params(self) -> Any:
+        key = x64_enabled()
+        if key not in self._device_params:
+            # concrete arrays even when first asked for inside a caller's jit trace
+            with jax.ensure_compile_time_eval():
+                self._device_params[key] = jax.tree_util.tree_map(_to_device, self.host_params)
+        return self._device_params[key]
+
+
+def _evaluate_checked(node: nodes.Node, params: Any, inputs: tuple):
+    value, err = nodes.evaluate_root(node, params, inputs)
+    return value, err, jnp.any(err != 0)
+
+
+class Correction:
+    """One correction of a correction set, evaluated with JAX.
+
+    ``evaluate(*inputs)`` takes the inputs positionally, in the order of ``inputs``,
+    like correctionlib: real and int inputs as Python numbers, NumPy or JAX arrays
+    (broadcast together like NumPy), string inputs as a Python ``str``. It returns a
+    JAX array of the broadcast shape (float64 with x64 enabled, else float32) and
+    works under ``jax.jit``, ``vmap``, ``grad``, ``jacfwd``, ``jacrev`` and ``hessian``.
+
+    Out-of-range inputs (flow ``error``) and unknown category keys raise when the
+    call is concrete; under a JAX transformation, where values cannot raise, those
+    elements evaluate to NaN.
+    """
+
+    def __init__(self, model: schemav2.Correction):
+        self._model = model
+        self._lowered: dict[tuple[str | None, ...], _Lowered] = {}
+        self._lock = threading.Lock()
+
+    @property
+    def name(self) -> str:
+        return self._model.name
+
+    @property
+    def description(self) -> str:
+        return self._model.description or ""
+
+    @property
+    def version(self) -> int:
+        return self._model.version
+
+    @property
+    def inputs(self) -> list[schemav2.Variable]:
+        return list(self._model.inputs)
+
+    @property
+    def output(self) -> schemav2.Variable:
+        return self._model.output
+
+    @property
+    def model(self) -> schemav2.Correction:
+        """The validated correctionlib schema-v2 model of this correction."""
+        return self._model
+
+    def __repr__(self) -> str:
+        return f"<corrax.Correction {_inputs.signature(self.name, self._model.inputs)}>"
+
+    def lowered(self, strings: tuple[str | None, ...]) -> _Lowered:
+        """The lowering for these string input values (cached)."""
+        with self._lock:
+            lowered = self._lowered.get(strings)
+            if lowered is None:
+                by_index = {i: s for i, s in enumerate(strings) if s is not None}
+                lowered = _Lowered(*lower_correction(self._model, by_index))
+                self._lowered[strings] = lowered
+        return lowered
+
+    def evaluate(self, *args: Any) -> jax.Array:
+        """Evaluate the correction; see the class docstring for inputs and errors."""
+        strings, numbers = _inputs.split_inputs(self.name, self._model.inputs, args)
+        lowered = self.lowered(strings)
+        return _run(
+            lowered.evaluate_jit,
+            functools.partial(nodes.evaluate_root, lowered.node),
+            lowered.params(),
+            numbers,
+            lambda err: _diagnostics.raise_first_error(
+                self._model, err, _inputs.merged(strings, numbers)
+            ),
+        )
+
+
+def _run(compiled: Callable, traced: Callable, params: Any, numbers: tuple, on_error: Callable):
+    """Evaluate eagerly (compiled, raising on errors) or inside a caller's transformation.
+
+    Under a transformation (traced inputs, or a caller's ``jit`` around a call whose
+    inputs are all strings) values cannot raise: failing elements are NaN.
+    """
+    if any(_inputs.is_traced(x) for x in numbers if x is not None):
+        return traced(params, numbers)[0]
+    value, err, failed = compiled(params, numbers)
+    if _inputs.is_traced(failed):
+        return value
+    if bool(failed):
+        on_error(np.asarray(err))
+    return value
+
+
+_COMPOUND_OPS: dict[str, Callable[[Any, Any], Any]] = {
+    "+": jnp.add,
+    "*": jnp.multiply,
+    "/": jnp.divide,
+    "last": lambda _, new: new,
+}
+
+# Error codes of stack member k are offset by k * _STACK_STRIDE (see _nodes.error_code).
+_STACK_STRIDE = 1 << 20
+
+
+class CompoundCorrection:
+    """A chain of corrections (e.g. JEC L1 → L2 → L3 → residual), evaluated as one
+    compiled function. Same calling convention and error behaviour as ``Correction``."""
+
+    def __init__(self, model: schemav2.CompoundCorrection, corrections: dict[str, Correction]):
+        self._model = model
+        missing = [name for name in model.stack if name not in corrections]
+        if missing:
+            raise InvalidDocumentError(
+                f"compound correction {model.name!r}: stack refers to unknown corrections {missing}"
+            )
+        self._stack = [corrections[name] for name in model.stack]
+        positions = {var.name: i for i, var in enumerate(model.inputs)}
+        self._input_maps = []
+        for corr in self._stack:
+            unknown = [v.name for v in corr.inputs if v.name not in positions]
+            if unknown:
+                raise InvalidDocumentError(
+                    f"compound correction {model.name!r}: {corr.name!r} needs inputs {unknown} "
+                    "that the compound does not take"
+                )
+            self._input_maps.append(tuple(positions[v.name] for v in corr.inputs))
+        self._updates = tuple(positions[name] for name in model.inputs_update)
+        for position in self._updates:
+            if model.inputs[position].type != "real":
+                raise InvalidDocumentError(
+                    f"compound correction {model.name!r}: updated input "
+                    f"{model.inputs[position].name!r} must be real"
+                )
+        self._compiled: dict[tuple[str | None, ...], Callable] = {}
+
+    name = property(lambda self: self._model.name)
+    description = property(lambda self: self._model.description or "")
+    inputs = property(lambda self: list(self._model.inputs))
+    output = property(lambda self: self._model.output)
+    stack = property(lambda self: list(self._stack))
+
+    def __repr__(self) -> str:
+        return f"<corrax.CompoundCorrection {_inputs.signature(self.name, self._model.inputs)}>"
+
+    def _members(self, strings: tuple[str | None, ...]) -> list[_Lowered]:
+        return [
+            corr.lowered(tuple(strings[p] for p in input_map))
+            for corr, input_map in zip(self._stack, self._input_maps, strict=True)
+        ]
+
+    def _evaluate_traced(self, members: Sequence[nodes.Node], params: Sequence[Any], numbers):
+        values = list(numbers)
+        out = err = None
+        input_op = _COMPOUND_OPS[self._model.input_op]
+        output_op = _COMPOUND_OPS[self._model.output_op]
+        for k, (node, member_params, input_map) in enumerate(
+            zip(members, params, self._input_maps, strict=True)
+        ):
+            factor, member_err = nodes.evaluate_root(
+                node, member_params, tuple(values[p] for p in input_map)
+            )
+            member_err = jnp.where(member_err != 0, member_err + k * _STACK_STRIDE, 0)
+            err = member_err if err is None else nodes.combine_errors(err, member_err)
+            for position in self._updates:
+                values[position] = input_op(values[position], factor)
+            out = factor if out is None else output_op(out, factor)
+        return jnp.where(err != 0, jnp.nan, out), err
+
+    def evaluate(self, *args: Any) -> jax.Array:
+        """Evaluate the chain; see ``Correction`` for inputs and errors."""
+        strings, numbers = _inputs.split_inputs(self.name, self._model.inputs, args)
+        members = self._members(strings)
+        nodes_ = tuple(m.node for m in members)
+        params = tuple(m.params() for m in members)
+        traced = functools.partial(self._evaluate_traced, nodes_)
+        compiled = self._compiled.get(strings)
+        if compiled is None:
+
+            def checked(params, numbers):
+                value, err = traced(params, numbers)
+                return value, err, jnp.any(err != 0)
+
+            compiled = self._compiled[strings] = jax.jit(checked)
+
+        def on_error(err: np.ndarray) -> None:
+            first = int(err.reshape(-1)[np.flatnonzero(err)[0]])
+            k = first // _STACK_STRIDE
+            member_err = np.where(err // _STACK_STRIDE == k, err % _STACK_STRIDE, 0)
+            values = _inputs.merged(strings, numbers)
+            member_inputs = [values[p] for p in self._input_maps[k]]
+            _diagnostics.raise_first_error(
+                self._stack[k].model, member_err, member_inputs, f" (in compound {self.name!r})"
+            )
+
+        return _run(compiled, traced, params, numbers, on_error)

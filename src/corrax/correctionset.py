@@ -1,0 +1,103 @@
+"""``CorrectionSet``: a correctionlib document, its corrections evaluated with JAX."""
+
+from __future__ import annotations
+
+import difflib
+import os
+from collections.abc import Iterator, Mapping
+from typing import Any
+
+from correctionlib import schemav2
+
+from . import _document
+from .correction import CompoundCorrection, Correction
+from .errors import UnknownCorrectionError
+
+__all__ = ["CorrectionSet"]
+
+
+def _unknown(kind: str, name: str, known: list[str]) -> UnknownCorrectionError:
+    close = difflib.get_close_matches(name, known, n=3)
+    hint = f"; did you mean {', '.join(map(repr, close))}?" if close else ""
+    return UnknownCorrectionError(f"no {kind} named {name!r} in this correction set{hint}")
+
+
+class _Compounds(Mapping[str, CompoundCorrection]):
+    """``cset.compound``: the compound corrections, by name."""
+
+    def __init__(self, cset: CorrectionSet):
+        self._cset = cset
+        self._models = {c.name: c for c in cset.model.compound_corrections or []}
+        self._cache: dict[str, CompoundCorrection] = {}
+
+    def __getitem__(self, name: str) -> CompoundCorrection:
+        if name not in self._models:
+            raise _unknown("compound correction", name, list(self._models))
+        if name not in self._cache:
+            self._cache[name] = CompoundCorrection(self._models[name], self._cset._all())
+        return self._cache[name]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._models)
+
+    def __len__(self) -> int:
+        return len(self._models)
+
+
+class CorrectionSet(Mapping[str, Correction]):
+    """A set of corrections, read like ``correctionlib.CorrectionSet``.
+
+    Build it with ``from_file`` (``.json`` or ``.json.gz``), ``from_string``, or
+    directly from a ``correctionlib.schemav2.CorrectionSet`` or a plain dict. The
+    document is validated with correctionlib's schema; each correction is lowered to
+    JAX the first time it is evaluated, and the lowering is cached.
+    """
+
+    def __init__(self, source: schemav2.CorrectionSet | dict[str, Any]):
+        self._model = _document.load(source)
+        self._models = {c.name: c for c in self._model.corrections}
+        self._corrections: dict[str, Correction] = {}
+        self.compound: Mapping[str, CompoundCorrection] = _Compounds(self)
+
+    @classmethod
+    def from_file(cls, path: str | os.PathLike[str]) -> CorrectionSet:
+        """Read a ``.json`` or gzip-compressed ``.json.gz`` correctionlib file."""
+        return cls(_document.load(path))
+
+    @classmethod
+    def from_string(cls, text: str) -> CorrectionSet:
+        """Read a correctionlib document from its JSON text."""
+        return cls(_document.validate(_document.parse_text(text), origin="<string>"))
+
+    @property
+    def model(self) -> schemav2.CorrectionSet:
+        """The validated correctionlib schema-v2 model."""
+        return self._model
+
+    @property
+    def description(self) -> str:
+        return self._model.description or ""
+
+    @property
+    def schema_version(self) -> int:
+        return self._model.schema_version
+
+    def __getitem__(self, name: str) -> Correction:
+        if name not in self._models:
+            raise _unknown("correction", name, list(self._models))
+        if name not in self._corrections:
+            self._corrections[name] = Correction(self._models[name])
+        return self._corrections[name]
+
+    def _all(self) -> dict[str, Correction]:
+        return {name: self[name] for name in self._models}
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._models)
+
+    def __len__(self) -> int:
+        return len(self._models)
+
+    def __repr__(self) -> str:
+        compounds = f", {len(self.compound)} compound" if len(self.compound) else ""
+        return f"<corrax.CorrectionSet with {len(self)} corrections{compounds}>"

@@ -1,0 +1,35 @@
+"""Shared test configuration.
+
+The library never touches JAX's global configuration; the tests compare with
+correctionlib's double-precision values, so they run with x64 enabled (set here,
+for the test session only). ``tests/test_precision.py`` covers x64 off.
+"""
+
+from __future__ import annotations
+
+import pathlib
+
+import jax
+import pytest
+
+jax.config.update("jax_enable_x64", True)
+
+SHARED_DATA = pathlib.Path(__file__).resolve().parents[1].parent / "shared" / "data"
+CORRECTIONS_DIR = SHARED_DATA / "corrections"
+AGC_CORRECTIONS = SHARED_DATA / "agc" / "corrections.json"
+
+
+def real_correction_files() -> list[pathlib.Path]:
+    """The real CMS correction files, or [] when ../shared is absent (a user's clone)."""
+    if not CORRECTIONS_DIR.is_dir():
+        return []
+    files = sorted(CORRECTIONS_DIR.glob("*.json.gz"))
+    if AGC_CORRECTIONS.is_file():
+        files.append(AGC_CORRECTIONS)
+    return files
+
+
+def require_shared(path: pathlib.Path) -> pathlib.Path:
+    if not path.exists():
+        pytest.skip(f"{path} not found: the real CMS files live in ../shared/data beside the repo")
+    return path
