@@ -306,6 +306,19 @@ def searchsorted_rows(table, row, x, side: str):
 
 
 @dataclass(frozen=True)
+class Located:
+    """Where an axis puts each element: ``index`` (valid where in range), ``below`` and
+    ``above`` its range (for wrap: values that cannot be wrapped), and ``top``: a
+    UniformBinning value below ``high`` whose bin computes to n by rounding (None for
+    list edges), which correctionlib maps to the content after the last bin."""
+
+    index: Any
+    below: Any
+    above: Any
+    top: Any = None
+
+
+@dataclass(frozen=True)
 class EdgesAxis:
     """A binning axis with explicit edges. params: ``{"edges": [R, E], "nbins": [R]}``.
 
@@ -314,8 +327,7 @@ class EdgesAxis:
 
     input: int
 
-    def locate(self, params, ctx, row, wrap: bool):
-        """(bin index, below, above) per element; bin index is meaningful when in range."""
+    def locate(self, params, ctx, row, wrap: bool) -> Located:
         x = ctx.real(self.input)
         edges = params["edges"]
         nbins = take(params["nbins"], row)
@@ -326,11 +338,9 @@ class EdgesAxis:
             x = low + (norm - jnp.floor(norm)) * (high - low)
         position = searchsorted_rows(edges, row, x, "right")
         isnan = jnp.isnan(x)
-        below = (position == 0) & ~isnan
-        above = (position > nbins) | isnan
-        if wrap:  # rounding can land exactly on an outer edge; NaN cannot be wrapped
-            return jnp.clip(position - 1, 0, nbins - 1), jnp.zeros_like(isnan), isnan
-        return position - 1, below, above
+        if wrap:  # rounding can land exactly on an outer edge; inf/NaN cannot be wrapped
+            return Located(jnp.clip(position - 1, 0, nbins - 1), jnp.zeros_like(isnan), isnan)
+        return Located(position - 1, (position == 0) & ~isnan, (position > nbins) | isnan)
 
     def nbins(self, params, row):
         return take(params["nbins"], row)
@@ -342,21 +352,21 @@ class UniformAxis:
 
     input: int
 
-    def locate(self, params, ctx, row, wrap: bool):
+    def locate(self, params, ctx, row, wrap: bool) -> Located:
         x = ctx.real(self.input)
         low, high = take(params["low"], row), take(params["high"], row)
         nbins = take(params["nbins"], row)
         norm = (x - low) / (high - low)
         if wrap:
             norm = norm - jnp.floor(norm)
-        # correctionlib truncates n * norm to size_t; NaN gives bin 0 (see README).
+        # correctionlib truncates n * norm to an unsigned index; NaN gives bin 0.
         scaled = nbins.astype(norm.dtype) * norm
         index = jnp.where(jnp.isfinite(scaled), scaled, 0.0).astype(jnp.int32)
+        top = index >= nbins
         index = jnp.clip(index, 0, nbins - 1)
         if wrap:
-            no = jnp.zeros(jnp.shape(x), dtype=bool)
-            return index, no, no
-        return index, x < low, x >= high
+            return Located(index, jnp.zeros(jnp.shape(x), dtype=bool), ~jnp.isfinite(x), top)
+        return Located(index, x < low, x >= high, top & (x < high))
 
     def nbins(self, params, row):
         return take(params["nbins"], row)
@@ -369,6 +379,9 @@ class Binning(Node):
     ``flow`` is "clamp", "error", "wrap" or "default" (then ``default`` is the node
     evaluated out of range). params: ``{"axes": (axis params, ...), "content":
     Children params, "default": default params}``.
+
+    Axes are resolved in order, as correctionlib does: the first axis out of range
+    decides (error or default) and later axes no longer matter.
     """
 
     axes: tuple
@@ -377,50 +390,62 @@ class Binning(Node):
     default: Node | None = None
 
     def evaluate(self, params, ctx, row):
-        wrap = self.flow == "wrap"
-        flat_index = None
-        err = None
-        outside = None
+        flat_index = total = err = outside = top = settled = None
         for axis, axis_params in zip(self.axes, params["axes"], strict=True):
-            index, below, above = axis.locate(axis_params, ctx, row, wrap)
+            where = axis.locate(axis_params, ctx, row, self.flow == "wrap")
             nbins = axis.nbins(axis_params, row)
+            index = where.index
             if self.flow == "clamp":
-                index = jnp.where(below, 0, jnp.where(above, nbins - 1, index))
-            elif self.flow in ("error", "default"):
-                out = below | above
+                index = jnp.where(where.below, 0, jnp.where(where.above, nbins - 1, index))
+                out = jnp.zeros_like(where.below)
+            else:
+                out = where.below | where.above
                 index = jnp.where(out, 0, index)
-                if self.flow == "error":
-                    code = jnp.where(
-                        below,
-                        error_code(axis.input, BELOW),
-                        jnp.where(above, error_code(axis.input, ABOVE), 0),
-                    ).astype(jnp.int32)
-                    err = combine_errors(err, code)
-                outside = out if outside is None else (outside | out)
+            if settled is not None:
+                out = out & ~settled
+            if self.flow in ("error", "wrap"):
+                code = jnp.where(
+                    where.below,
+                    error_code(axis.input, BELOW),
+                    jnp.where(where.above, error_code(axis.input, ABOVE), 0),
+                )
+                err = combine_errors(err, jnp.where(out, code, 0).astype(jnp.int32))
+            outside = out if outside is None else (outside | out)
+            if where.top is not None:
+                hit = where.top & ~out if settled is None else where.top & ~out & ~settled
+                top = hit if top is None else (top | hit)
+                settled = (out | hit) if settled is None else (settled | out | hit)
+            else:
+                settled = out if settled is None else (settled | out)
             flat_index = index if flat_index is None else flat_index * nbins + index
+            total = nbins if total is None else total * nbins
+        if top is not None:
+            if self.default is not None:  # the content after the last bin is the default
+                outside = outside | top
+            elif len(self.axes) > 1:  # MultiBinning: the last content element
+                flat_index = jnp.where(top, total - 1, flat_index)
+        inside_ctx = ctx if self.flow == "clamp" else ctx.restricted(~outside)
+        inside = self.content.evaluate_at(params["content"], inside_ctx, row, flat_index)
         if self.default is None:
-            value, child_err = self.content.evaluate_at(
-                params["content"], ctx if outside is None else ctx.restricted(~outside), row, flat_index
-            )
+            value, child_err = inside
+            if top is not None and len(self.axes) == 1:  # Binning: a 0.0 placeholder
+                value = jnp.where(top, 0.0, value)
+                child_err = None if child_err is None else jnp.where(top, 0, child_err)
             return value, combine_errors(err, child_err)
-        inside = self.content.evaluate_at(params["content"], ctx.restricted(~outside), row, flat_index)
         fallback = self.default.evaluate(params["default"], ctx.restricted(outside), row)
         return _select(outside, fallback, inside)
 
     def optimized(self, params):
         content, content_params = self.content.optimized(params["content"])
         new_params = {**params, "content": content_params}
-        axes, axes_params = [], []
-        for axis, axis_params in zip(self.axes, params["axes"], strict=True):
-            if isinstance(axis, EdgesAxis):
-                axis_params = _share_rows(axis_params, "edges")
-            axes.append(axis)
-            axes_params.append(axis_params)
-        new_params["axes"] = tuple(axes_params)
+        new_params["axes"] = tuple(
+            _share_rows(axis_params, "edges") if isinstance(axis, EdgesAxis) else axis_params
+            for axis, axis_params in zip(self.axes, params["axes"], strict=True)
+        )
         default = self.default
         if default is not None:
             default, new_params["default"] = default.optimized(params["default"])
-        return Binning(tuple(axes), self.flow, content, default), new_params
+        return Binning(self.axes, self.flow, content, default), new_params
 
 
 def _share_rows(params: dict, key: str) -> dict:

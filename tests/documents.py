@@ -1,0 +1,74 @@
+"""Small hand-written correctionlib documents covering every node type and flow."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+REAL = "real"
+INT = "int"
+STRING = "string"
+
+
+def variables(*specs: tuple[str, str]) -> list[dict[str, str]]:
+    return [{"name": name, "type": kind} for name, kind in specs]
+
+
+def document(
+    data: Any,
+    inputs: list[dict[str, str]],
+    name: str = "c",
+    generic_formulas: list[dict] | None = None,
+    extra: list[dict] | None = None,
+    compound: list[dict] | None = None,
+) -> dict[str, Any]:
+    correction: dict[str, Any] = {
+        "name": name,
+        "version": 1,
+        "inputs": inputs,
+        "output": {"name": "out", "type": "real"},
+        "data": data,
+    }
+    if generic_formulas:
+        correction["generic_formulas"] = generic_formulas
+    doc: dict[str, Any] = {"schema_version": 2, "corrections": [correction, *(extra or [])]}
+    if compound:
+        doc["compound_corrections"] = compound
+    return doc
+
+
+def text(doc: dict[str, Any]) -> str:
+    return json.dumps(doc)
+
+
+def formula(expression: str, variables: list[str], parameters: list[float] | None = None):
+    node = {"nodetype": "formula", "expression": expression, "parser": "TFormula",
+            "variables": variables}
+    if parameters is not None:
+        node["parameters"] = parameters
+    return node
+
+
+def binning(input_name: str, edges, content: list, flow: Any = "clamp") -> dict[str, Any]:
+    return {"nodetype": "binning", "input": input_name, "edges": edges, "content": content,
+            "flow": flow}
+
+
+def uniform(n: int, low: float, high: float) -> dict[str, Any]:
+    return {"n": n, "low": low, "high": high}
+
+
+def multibinning(inputs: list[str], edges: list, content: list, flow: Any = "clamp"):
+    return {"nodetype": "multibinning", "inputs": inputs, "edges": edges, "content": content,
+            "flow": flow}
+
+
+def category(input_name: str, mapping: dict, default: Any = None) -> dict[str, Any]:
+    node = {"nodetype": "category", "input": input_name,
+            "content": [{"key": k, "value": v} for k, v in mapping.items()]}
+    if default is not None:
+        node["default"] = default
+    return node
+
+
+FLOWS = ["clamp", "error", "wrap", 2.5, formula("x*x", ["x"])]
