@@ -16,6 +16,7 @@ import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+import jax
 import jax.numpy as jnp
 import jax.scipy.special
 import numpy as np
@@ -131,6 +132,19 @@ def _sentinel_index(value_a: float, value_b: float, n_params: int) -> int:
     raise AssertionError("formula parse differs between sentinel parameter sets")
 
 
+def true_divide(numerator, denominator):
+    """``numerator / denominator``, correctly rounded like C++.
+
+    XLA rewrites a division by a broadcast scalar into a multiplication by its
+    reciprocal, which is off by one ulp for about half of all inputs. Hiding the
+    broadcast behind an optimization barrier keeps the real division.
+    """
+    shape = jnp.broadcast_shapes(jnp.shape(numerator), jnp.shape(denominator))
+    if jnp.shape(denominator) != shape:
+        denominator = jax.lax.optimization_barrier(jnp.broadcast_to(denominator, shape))
+    return numerator / denominator
+
+
 def _where_bool(condition):
     return jnp.where(condition, 1.0, 0.0)
 
@@ -148,7 +162,7 @@ _BINARY_OPS = {
     "LESSEQ": lambda a, b: _where_bool(a <= b),
     "MINUS": jnp.subtract,
     "PLUS": jnp.add,
-    "DIV": jnp.divide,
+    "DIV": true_divide,
     "TIMES": jnp.multiply,
     "POW": jnp.power,
     "ATAN2": jnp.arctan2,

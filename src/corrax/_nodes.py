@@ -30,6 +30,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from . import _formula
+from ._formula import true_divide
 from ._hashprng import hashprng
 
 Params = Any  # a pytree of arrays, every leaf with a leading instance axis
@@ -334,12 +335,13 @@ class EdgesAxis:
         if wrap:
             low = take(edges[:, 0], row)
             high = _take2(edges, row, nbins)
-            norm = (x - low) / (high - low)
+            norm = true_divide(x - low, high - low)
             x = low + (norm - jnp.floor(norm)) * (high - low)
         position = searchsorted_rows(edges, row, x, "right")
         isnan = jnp.isnan(x)
-        if wrap:  # rounding can land exactly on an outer edge; inf/NaN cannot be wrapped
-            return Located(jnp.clip(position - 1, 0, nbins - 1), jnp.zeros_like(isnan), isnan)
+        if wrap:  # inf/NaN cannot be wrapped; correctionlib also fails where rounding
+            # puts a wrapped value on the last edge
+            return Located(position - 1, jnp.zeros_like(isnan), isnan | (position > nbins))
         return Located(position - 1, (position == 0) & ~isnan, (position > nbins) | isnan)
 
     def nbins(self, params, row):
@@ -356,7 +358,7 @@ class UniformAxis:
         x = ctx.real(self.input)
         low, high = take(params["low"], row), take(params["high"], row)
         nbins = take(params["nbins"], row)
-        norm = (x - low) / (high - low)
+        norm = true_divide(x - low, high - low)
         if wrap:
             norm = norm - jnp.floor(norm)
         # correctionlib truncates n * norm to an unsigned index; NaN gives bin 0.
