@@ -135,13 +135,13 @@ def _sentinel_index(value_a: float, value_b: float, n_params: int) -> int:
 def true_divide(numerator, denominator):
     """``numerator / denominator``, correctly rounded like C++.
 
-    XLA rewrites a division by a broadcast scalar into a multiplication by its
-    reciprocal, which is off by one ulp for about half of all inputs. Hiding the
-    broadcast behind an optimization barrier keeps the real division.
+    XLA rewrites a division by anything it can prove to be a broadcast scalar (also
+    a gather from a one-row table) into a multiplication by its reciprocal, which is
+    off by one ulp for about half of all inputs. Hiding the denominator behind an
+    optimization barrier keeps the real division.
     """
     shape = jnp.broadcast_shapes(jnp.shape(numerator), jnp.shape(denominator))
-    if jnp.shape(denominator) != shape:
-        denominator = jax.lax.optimization_barrier(jnp.broadcast_to(denominator, shape))
+    denominator = jax.lax.optimization_barrier(jnp.broadcast_to(denominator, shape))
     return numerator / denominator
 
 

@@ -336,7 +336,9 @@ class EdgesAxis:
             low = take(edges[:, 0], row)
             high = _take2(edges, row, nbins)
             norm = true_divide(x - low, high - low)
-            x = low + (norm - jnp.floor(norm)) * (high - low)
+            # the barrier stops XLA fusing this product and sum into one FMA rounding
+            offset = jax.lax.optimization_barrier((norm - jnp.floor(norm)) * (high - low))
+            x = low + offset
         position = searchsorted_rows(edges, row, x, "right")
         isnan = jnp.isnan(x)
         if wrap:  # inf/NaN cannot be wrapped; correctionlib also fails where rounding
