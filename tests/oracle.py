@@ -53,7 +53,7 @@ def interesting_values(inputs: list, data_nodes: list) -> dict[str, dict[str, li
         elif isinstance(node, schemav2.Category):
             found[node.input]["keys"].extend(item.key for item in node.content)
     for entry in found.values():
-        entry["edges"] = sorted({e for e in entry["edges"]})
+        entry["edges"] = sorted(set(entry["edges"]))
         entry["keys"] = sorted(set(entry["keys"]), key=str)
     return found
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pathlib
 import re
-import tomllib
 
+import tomllib
 import yaml
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]

@@ -253,7 +253,9 @@ class Children(Node):
             n_rows, width = _n_rows(member_params), _width(member_params)
             node_opt, flat = node.optimized(flatten_instances(member_params))
             groups.append(node_opt)
-            members.append(jax.tree_util.tree_map(lambda a: _unflatten(a, n_rows, width), flat))
+            members.append(
+                jax.tree_util.tree_map(lambda a, r=n_rows, w=width: _unflatten(a, r, w), flat)
+            )
         return Children(tuple(groups)), {**params, "members": tuple(members)}
 
 

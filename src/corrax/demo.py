@@ -9,6 +9,7 @@ Values are compared with correctionlib, which computes the same in C++.
 
 from __future__ import annotations
 
+import json
 import pathlib
 import sys
 import time
@@ -64,8 +65,6 @@ def main(argv: list[str]) -> int:
         print(f"{path} not found: using the embedded JEC-like document")
         document = embedded_document()
         cset = corrax.CorrectionSet(document)
-        import json
-
         reference = correctionlib.CorrectionSet.from_string(json.dumps(document))
         name, args, pt_position = "L1L2L3", (eta, pt), 1
     compound = cset.compound[name]
