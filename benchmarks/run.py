@@ -4,8 +4,8 @@ Run ``python benchmarks/run.py`` (or ``make bench``). Options: ``--n`` values pe
 input (default 2e6), ``--repeats`` (default 7, the median is reported), ``--data``
 the directory of the real CMS files (default ``../shared/data/corrections`` relative
 to the repository; their cases are skipped with a note when it is absent),
-``--device {cpu,gpu}`` the JAX device for corrax, ``--json PATH`` to also write the
-results as JSON.
+``--device {cpu,gpu}`` the JAX device for corrax, ``--case TEXT`` to run only the cases
+whose name contains TEXT, ``--json PATH`` to also write the results as JSON.
 
 Single thread. Before JAX is imported, this script
 
@@ -22,9 +22,10 @@ Per case it measures, on the same inputs: corrax throughput (a ``jax.jit`` of
 ``block_until_ready``, one warm-up call), correctionlib throughput
 (``Correction.evaluate`` on NumPy arrays), their ratio, the first-call time (trace +
 lower + compile of a fresh ``jit`` of a freshly loaded correction, i.e.
-``jit(f).lower(*x).compile()``), the ``value_and_grad`` time of ``sum(evaluate)``
-(w.r.t. the first real input) over the forward time, and the agreement of the values
-(relative difference <= 1e-12, NaN at the same places).
+``jit(f).lower(*x).compile()`` at the batch size ``--n``, which it can depend on), the
+``value_and_grad`` time of ``sum(evaluate)`` (w.r.t. the first real input) over the
+forward time, and the agreement of the values (relative difference <= 1e-12, NaN at
+the same places). Then the first-call time of a Binning with 10, 10^3 and 10^5 bins.
 """
 
 from __future__ import annotations
@@ -59,23 +60,23 @@ def _pin_single_thread() -> None:
 if __name__ == "__main__":
     _pin_single_thread()
 
-import argparse  # noqa: E402
-import datetime  # noqa: E402
-import json  # noqa: E402
-import pathlib  # noqa: E402
-import platform  # noqa: E402
-import statistics  # noqa: E402
-import time  # noqa: E402
-from collections.abc import Callable, Sequence  # noqa: E402
-from dataclasses import asdict, dataclass  # noqa: E402
-from typing import Any  # noqa: E402
+import argparse
+import datetime
+import json
+import pathlib
+import platform
+import statistics
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass
+from typing import Any
 
-import correctionlib  # noqa: E402
-import jax  # noqa: E402
-import jax.numpy as jnp  # noqa: E402
-import numpy as np  # noqa: E402
+import correctionlib
+import jax
+import jax.numpy as jnp
+import numpy as np
 
-import corrax  # noqa: E402
+import corrax
 
 jax.config.update("jax_enable_x64", True)
 
@@ -287,15 +288,23 @@ def real_cases(n: int, rng: np.random.Generator, data: pathlib.Path) -> list[Cas
 # --- measurements -----------------------------------------------------------------
 
 
-def median_time(call: Callable[[], Any], repeats: int) -> float:
-    """Median wall time of ``call`` (after one warm-up call); blocks on JAX results."""
-    jax.block_until_ready(call())
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
+def median_times(calls: dict[str, Callable[[], Any]], repeats: int) -> dict[str, float]:
+    """Median wall time of each call (after one warm-up call), blocking on JAX results.
+
+    Each call's runs are consecutive: alternating the calls makes each one fault in
+    fresh pages for its output (glibc returns the freed buffers of the other to the
+    OS), which showed up as up to 2x slower, order-dependent corrax timings.
+    """
+    medians = {}
+    for name, call in calls.items():
         jax.block_until_ready(call())
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
+        times = []
+        for _ in range(repeats):
+            start = time.perf_counter()
+            jax.block_until_ready(call())
+            times.append(time.perf_counter() - start)
+        medians[name] = statistics.median(times)
+    return medians
 
 
 def numeric_function(correction: Any, args: Args) -> Callable[..., jax.Array]:
@@ -336,16 +345,17 @@ def compare(ours: np.ndarray, theirs: np.ndarray) -> tuple[float, float, bool]:
     return max_abs, max_rel, nan_ok and max_rel <= RTOL
 
 
-def grad_ratio(function: Callable, numbers: Sequence[jax.Array], argnum: int, repeats: int,
-               forward_s: float) -> float | None:
-    """Time of jitted ``value_and_grad(sum(f))`` over the forward time (None if it fails)."""
+def value_and_grad_call(
+    function: Callable, numbers: Sequence[jax.Array], argnum: int
+) -> Callable[[], Any] | None:
+    """A call of jitted ``value_and_grad(sum(f))`` (None, with a note, if it fails)."""
     loss = jax.jit(jax.value_and_grad(lambda *x: jnp.sum(function(*x)), argnums=argnum))
     try:
-        grad_s = median_time(lambda: loss(*numbers), repeats)
-    except Exception as exc:  # e.g. a node with no derivative rule
+        jax.block_until_ready(loss(*numbers))
+    except (TypeError, ValueError, NotImplementedError) as exc:  # no derivative rule
         print(f"    value_and_grad failed: {type(exc).__name__}: {str(exc)[:120]}")
         return None
-    return grad_s / forward_s
+    return lambda: loss(*numbers)
 
 
 def run_case(case: Case, repeats: int, device: jax.Device) -> Result:
@@ -355,23 +365,29 @@ def run_case(case: Case, repeats: int, device: jax.Device) -> Result:
     first_call = compile_time(function, numbers)
 
     forward = jax.jit(function)
-    n = len(numbers[0])
-    ours_s = median_time(lambda: forward(*numbers), repeats)
-    theirs_s = median_time(lambda: theirs.evaluate(*case.args), repeats)
+    calls = {
+        "corrax": lambda: forward(*numbers),
+        "correctionlib": lambda: theirs.evaluate(*case.args),
+    }
+    grad = value_and_grad_call(function, numbers, first_real(case.args))
+    if grad is not None:
+        calls["value_and_grad"] = grad
+    times = median_times(calls, repeats)
     max_abs, max_rel, ok = compare(
         np.asarray(forward(*numbers)), np.asarray(theirs.evaluate(*case.args))
     )
-    vg = grad_ratio(function, numbers, first_real(case.args), repeats, ours_s)
+    n = len(numbers[0])
+    grad_s = times.get("value_and_grad")
     return Result(
         case=case.name,
         kind=case.kind,
-        corrax_per_s=n / ours_s,
-        correctionlib_per_s=n / theirs_s,
-        ratio=theirs_s / ours_s,
+        corrax_per_s=n / times["corrax"],
+        correctionlib_per_s=n / times["correctionlib"],
+        ratio=times["correctionlib"] / times["corrax"],
         ratio_target=RATIO_TARGET.get(case.kind),
         first_call_s=first_call,
         first_call_target=FIRST_CALL_TARGET.get(case.kind),
-        grad_over_forward=vg,
+        grad_over_forward=None if grad_s is None else grad_s / times["corrax"],
         max_abs_diff=max_abs,
         max_rel_diff=max_rel,
         values_ok=ok,
@@ -473,9 +489,14 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--n", type=int, default=2_000_000, help="values per input")
     parser.add_argument("--repeats", type=int, default=7, help="timed runs (median)")
-    parser.add_argument("--data", type=pathlib.Path, default=DEFAULT_DATA,
-                        help="directory of the real CMS correction files")
+    parser.add_argument(
+        "--data",
+        type=pathlib.Path,
+        default=DEFAULT_DATA,
+        help="directory of the real CMS correction files",
+    )
     parser.add_argument("--device", choices=("cpu", "gpu"), default="cpu")
+    parser.add_argument("--case", default="", help="only the cases whose name contains this")
     parser.add_argument("--json", type=pathlib.Path, default=None, help="also write JSON here")
     return parser.parse_args(argv)
 
@@ -494,6 +515,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         cases += real_cases(args.n, rng, args.data)
     else:
         print(f"note: {args.data} not found; skipping the real-file cases")
+    cases = [case for case in cases if args.case.lower() in case.name.lower()]
     info = machine_info(device)
     print(f"corrax benchmark: n = {args.n:,} values, median of {args.repeats}, {device}")
 
@@ -506,12 +528,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     print()
     print(markdown_table(results))
     print()
-    print("First call (trace + compile) vs bins: "
-          + ", ".join(f"{nbins:,} bins {t:.2f} s" for nbins, t in flat.items()))
+    print(
+        "First call (trace + compile) vs bins: "
+        + ", ".join(f"{nbins:,} bins {t:.2f} s" for nbins, t in flat.items())
+    )
     print()
     print(" | ".join(f"{key}: {value}" for key, value in info.items()))
     missed = missed_targets(results)
-    print("\nMissed targets: " + ("none" if not missed else "\n  " + "\n  ".join(missed)))
+    print(
+        "\nMissed targets:" + "".join(f"\n  {m}" for m in missed)
+        if missed
+        else "\nMissed targets: none"
+    )
     if args.json is not None:
         payload = {
             "n": args.n,
