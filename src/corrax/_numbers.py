@@ -33,13 +33,23 @@ def _normal_precision(value: float, exponent: int) -> float:
 
 def rapidjson_float(text: str) -> float:
     """The double rapidjson (normal precision) gives for a JSON number with ``.``/``e``."""
+    if len(text) <= 16 and "e" not in text and "E" not in text:
+        # <= 15 digits, <= 15 decimals: rapidjson divides an exact significand by an
+        # exact power of ten, one correctly rounded operation, the same as float().
+        return float(text)
     mantissa, _, exponent_text = text.replace("E", "e").partition("e")
     integer_part, _, fraction = mantissa.partition(".")
-    digits = (integer_part + fraction).lstrip("-").lstrip("0")
+    digits = (integer_part + fraction).lstrip("-")
+    if not exponent_text and len(digits) <= 19 and len(integer_part) <= 18:
+        # Every digit fits the exact 64-bit significand unless the significand passed
+        # 2^53 - 1 before the last digit; then it is one rounding to double and one
+        # correctly rounded division.
+        if int(digits[:-1] or "0") <= _MAX_FAST_SIGNIFICAND:
+            value = float(int(digits)) / _POW10[len(fraction)]
+            return -value if text.startswith("-") else value
+    significant = digits.lstrip("0")
     exponent = int(exponent_text) if exponent_text else 0
-    # With <= 15 significant digits and |10-exponent| <= 22, rapidjson does one
-    # correctly rounded multiplication or division of exact operands: same as float().
-    if len(digits) <= 15 and -22 <= exponent - len(fraction) <= 22:
+    if len(significant) <= 15 and -22 <= exponent - len(fraction) <= 22:
         return float(text)
     return _slow(text)
 
