@@ -29,7 +29,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from . import _formula
+from . import _formula, _search
 from ._formula import true_divide
 from ._hashprng import hashprng
 
@@ -283,31 +283,6 @@ def _take2(table, row, index):
     return jnp.take(table.reshape(-1), row * width + index, mode="clip")
 
 
-def searchsorted_rows(table, row, x, side: str):
-    """Per-element ``searchsorted`` in row ``row`` of a sorted, padded ``[R, E]`` table.
-
-    With one row (shared edges) this is ``jnp.searchsorted``; otherwise a branchless
-    binary search over the flattened table (log2(E) gathers), since jnp.searchsorted
-    takes a single sorted array. Returns how many entries are ``<= x`` (side="right")
-    or ``< x`` (side="left"). Comparisons with NaN are false: callers handle NaN.
-    """
-    n_rows, width = table.shape
-    if row is None or n_rows == 1:
-        method = "scan_unrolled" if width <= 64 else "scan"
-        return jnp.searchsorted(table[0], x, side=side, method=method).astype(jnp.int32)
-    flat = table.reshape(-1)
-    base = row * width
-    position = jnp.zeros(jnp.shape(x), dtype=jnp.int32)
-    step = 1 << (width.bit_length() - 1)
-    while step >= 1:
-        candidate = position + step
-        entry = jnp.take(flat, base + jnp.minimum(candidate, width) - 1, mode="clip")
-        passes = (entry <= x) if side == "right" else (entry < x)
-        position = jnp.where((candidate <= width) & passes, candidate, position)
-        step //= 2
-    return position
-
-
 @dataclass(frozen=True)
 class Located:
     """Where an axis puts each element: ``index`` (valid where in range), ``below`` and
@@ -329,6 +304,7 @@ class EdgesAxis:
     """
 
     input: int
+    mode: str = "shared"  # the search layout, see _search
 
     def locate(self, params, ctx, row, wrap: bool) -> Located:
         x = ctx.real(self.input)
@@ -341,7 +317,7 @@ class EdgesAxis:
             # the barrier stops XLA fusing this product and sum into one FMA rounding
             offset = jax.lax.optimization_barrier((norm - jnp.floor(norm)) * (high - low))
             x = low + offset
-        position = searchsorted_rows(edges, row, x, "right")
+        position = _search.count(self.mode, params, "edges", row, x, "right")
         isnan = jnp.isnan(x)
         if wrap:  # inf/NaN cannot be wrapped; correctionlib also fails where rounding
             # puts a wrapped value on the last edge
@@ -444,22 +420,18 @@ class Binning(Node):
     def optimized(self, params):
         content, content_params = self.content.optimized(params["content"])
         new_params = {**params, "content": content_params}
-        new_params["axes"] = tuple(
-            _share_rows(axis_params, "edges") if isinstance(axis, EdgesAxis) else axis_params
-            for axis, axis_params in zip(self.axes, params["axes"], strict=True)
-        )
+        axes, axes_params = [], []
+        for axis, axis_params in zip(self.axes, params["axes"], strict=True):
+            if isinstance(axis, EdgesAxis):
+                mode, axis_params = _search.plan(axis_params, "edges")
+                axis = EdgesAxis(axis.input, mode)
+            axes.append(axis)
+            axes_params.append(axis_params)
+        new_params["axes"] = tuple(axes_params)
         default = self.default
         if default is not None:
             default, new_params["default"] = default.optimized(params["default"])
-        return Binning(self.axes, self.flow, content, default), new_params
-
-
-def _share_rows(params: dict, key: str) -> dict:
-    """Keep one row of ``params[key]`` when all rows are equal (enables fast search)."""
-    table = np.asarray(params[key])
-    if table.shape[0] > 1 and (table == table[:1]).all():
-        return {**params, key: table[:1]}
-    return params
+        return Binning(tuple(axes), self.flow, content, default), new_params
 
 
 @dataclass(frozen=True)
@@ -470,14 +442,18 @@ class IntCategory(Node):
     input: int
     content: Children
     default: Node | None = None
+    mode: str = "shared"  # the search layout of the keys, see _search
 
     def evaluate(self, params, ctx, row):
         x = ctx.inputs[self.input]
         keys = params["keys"]
-        nkeys = take(params["nkeys"], row)
-        position = searchsorted_rows(keys, row, x.astype(keys.dtype), "left")
-        found_key = _take2(keys, row, position)
-        found = (position < nkeys) & (found_key == x)
+        x = x.astype(keys.dtype)
+        position = _search.count(self.mode, params, "keys", row, x, "left")
+        if self.mode == "shared" and keys.shape[1] <= _search.COMPARE_LIMIT:
+            found = jnp.any(keys[0] == x[..., None], axis=-1)  # no gather
+        else:
+            nkeys = take(params["nkeys"], row)
+            found = (position < nkeys) & (_take2(keys, row, position) == x)
         index = jnp.where(found, position, 0)
         if self.default is None:
             value, child_err = self.content.evaluate_at(
@@ -491,11 +467,11 @@ class IntCategory(Node):
 
     def optimized(self, params):
         content, content_params = self.content.optimized(params["content"])
-        new_params = _share_rows({**params, "content": content_params}, "keys")
+        mode, new_params = _search.plan({**params, "content": content_params}, "keys")
         default = self.default
         if default is not None:
             default, new_params["default"] = default.optimized(params["default"])
-        return IntCategory(self.input, content, default), new_params
+        return IntCategory(self.input, content, default, mode), new_params
 
 
 def evaluate_root(node: Node, params: Params, inputs: tuple):
