@@ -193,6 +193,18 @@ _UNARY_OPS = {
 }
 
 
+def remap_slots(tree: tuple, remap: dict[int, int]) -> tuple:
+    """The tree with slot k renamed ``remap[k]``."""
+    kind = tree[0]
+    if kind == "slot":
+        return ("slot", remap[tree[1]])
+    if kind == "var":
+        return tree
+    if kind == "unary":
+        return ("unary", tree[1], remap_slots(tree[2], remap))
+    return ("binary", tree[1], remap_slots(tree[2], remap), remap_slots(tree[3], remap))
+
+
 def evaluate_tree(tree: tuple, variables: Sequence, slots: Sequence):
     """Evaluate a template tree; ``variables[i]`` is input i, ``slots[k]`` slot k."""
     kind = tree[0]

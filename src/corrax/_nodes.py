@@ -157,19 +157,45 @@ class Missing(Node):
 
 @dataclass(frozen=True)
 class Formula(Node):
-    """A TFormula template. params: ``{"slots": [R, n_slots]}`` (literals and parameters)."""
+    """A TFormula template. params: ``{"slots": [R, n_slots]}`` (literals and parameters)
+    as lowered, or after ``optimized`` a tuple of one column per slot."""
 
     tree: tuple
     n_slots: int
 
     def evaluate(self, params, ctx, row):
-        slots = take(params["slots"], row)
-        slot_list = [ctx.guard(slots[..., k]) for k in range(self.n_slots)]
+        slots = params["slots"]
+        if isinstance(slots, tuple):
+            slot_list = [ctx.guard(take(column, row)) for column in slots]
+        else:
+            gathered = take(slots, row)
+            slot_list = [ctx.guard(gathered[..., k]) for k in range(self.n_slots)]
         n_inputs = len(ctx.inputs)
         variables = [
             None if ctx.inputs[i] is None else ctx.guard(ctx.real(i)) for i in range(n_inputs)
         ]
         return _formula.evaluate_tree(self.tree, variables, slot_list), None
+
+    def optimized(self, params):
+        """One column per distinct slot: equal columns merge (so XLA evaluates a repeated
+        subexpression such as the JEC's ``log10(max(min(x,[1]),[0]))`` once), and a
+        column equal in every instance keeps one row (no gather)."""
+        table = np.asarray(params["slots"])
+        columns: list[np.ndarray] = []
+        remap: dict[int, int] = {}
+        for k in range(table.shape[1]):
+            column = table[:, k]
+            if (column == column[0]).all():
+                column = column[:1]
+            for j, existing in enumerate(columns):
+                if existing.shape == column.shape and (existing == column).all():
+                    remap[k] = j
+                    break
+            else:
+                remap[k] = len(columns)
+                columns.append(column)
+        tree = _formula.remap_slots(self.tree, remap)
+        return Formula(tree, len(columns)), {"slots": tuple(columns)}
 
 
 @dataclass(frozen=True)
