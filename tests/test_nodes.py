@@ -248,3 +248,38 @@ def test_from_file_reads_gzip_and_bare_infinity(tmp_path):
     for path in (plain, packed):
         corr = corrax.CorrectionSet.from_file(path)["c"]
         np.testing.assert_array_equal(corr.evaluate(np.array([-1e300, 0.0, 5.0])), [1, 2, 2])
+
+
+def _perturbed(n: int) -> list[float]:
+    jitter = np.random.default_rng(1).uniform(-0.2, 0.2, n + 1) * (1.0 / n)
+    jitter[[0, -1]] = 0.0
+    return list(np.linspace(0.0, 1.0, n + 1) + jitter)
+
+
+@pytest.mark.parametrize(
+    "edges",
+    [
+        list(np.linspace(-2.0, 3.0, 51)),  # arithmetic index (linear)
+        list(np.geomspace(10.0, 1000.0, 41)),  # arithmetic index (log)
+        _perturbed(60),  # linear guess off by one, corrected
+        list(np.sort(np.random.default_rng(2).uniform(-3, 3, 40))),  # binary search
+        list(np.linspace(0.1, 0.9, 7)),  # comparisons
+    ],
+    ids=["linear", "log", "perturbed", "irregular", "small"],
+)
+@pytest.mark.parametrize("flow", ["clamp", "error", 7.0])
+def test_every_search_layout_equals_correctionlib(edges, flow):
+    content = [float(i) for i in range(len(edges) - 1)]
+    compare(document(binning("x", edges, content, flow), variables(("x", REAL))))
+
+
+def test_per_row_edges_use_the_union_lookup():
+    rng = np.random.default_rng(4)
+    rows = [list(np.sort(rng.uniform(0.0, 10.0, 5 + i))) for i in range(6)]
+    inner = [binning("y", r, [float(10 * i + j) for j in range(len(r) - 1)], "clamp")
+             for i, r in enumerate(rows)]
+    data = binning("x", [float(i) for i in range(7)], inner, "clamp")
+    doc = document(data, variables(("x", REAL), ("y", REAL)))
+    compare(doc)
+    node = corrax.CorrectionSet(doc)["c"].lowered((None, None)).node
+    assert node.content.groups[0].axes[0].mode == "union"

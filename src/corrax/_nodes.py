@@ -493,7 +493,7 @@ class IntCategory(Node):
 
     def optimized(self, params):
         content, content_params = self.content.optimized(params["content"])
-        mode, new_params = _search.plan({**params, "content": content_params}, "keys")
+        mode, new_params = _search.plan({**params, "content": content_params}, "keys", "left")
         default = self.default
         if default is not None:
             default, new_params["default"] = default.optimized(params["default"])

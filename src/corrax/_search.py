@@ -4,6 +4,9 @@ XLA on CPU runs every gather as its own pass over the batch, so the cost of a lo
 is the number of dependent gathers. Three layouts, chosen on the host when a
 correction is lowered (``plan``), keep that number small:
 
+* ``linear``/``log``: one row of edges spaced uniformly in x or in log(x) (to within a
+  quarter bin): the bin is computed arithmetically, then made exact by comparing
+  with its two edges (two gathers, whatever the number of bins).
 * ``shared``: one sorted row for all instances. Up to ``COMPARE_LIMIT`` entries, a sum
   of comparisons (no gather at all); above, a branchless binary search whose first
   step compares with a scalar (a constant-index gather would be folded by XLA into a
@@ -59,9 +62,24 @@ def count_rows(table, row, x, side: str):
     return position
 
 
+def count_spaced(edges, x, mode: str, low, scale):
+    """``count_shared(edges, x, "right")`` for edges uniform in x or log(x)."""
+    nbins = edges.shape[0] - 1
+    coordinate = jnp.log(x) if mode == "log" else x
+    estimate = (coordinate - low) * scale
+    estimate = jnp.where(jnp.isfinite(estimate), estimate, 0.0)
+    guess = jnp.clip(jnp.floor(estimate), 0, nbins - 1).astype(jnp.int32)
+    lower = jnp.take(edges, guess, mode="clip")
+    upper = jnp.take(edges, guess + 1, mode="clip")
+    return jnp.where(x < lower, guess, jnp.where(x >= upper, guess + 2, guess + 1))
+
+
 def count(mode: str, params: dict, key: str, row, x, side: str):
     """Count in the layout ``mode`` (see module docstring) of ``params[key]``."""
     table = params[key]
+    if mode in ("linear", "log"):
+        low, scale = params[key + "_low"][0], params[key + "_scale"][0]
+        return count_spaced(table[0], x, mode, low, scale)
     if mode == "shared" or row is None:
         return count_shared(table[0], x, side)
     if mode == "union":
@@ -72,11 +90,33 @@ def count(mode: str, params: dict, key: str, row, x, side: str):
     return count_rows(table, row, x, side)
 
 
-def plan(params: dict, key: str) -> tuple[str, dict]:
+def _spacing(edges: np.ndarray) -> tuple[str, float, float] | None:
+    """("linear" or "log", low, bins per unit) if the edges are evenly spaced in x or
+    log(x) to within a quarter bin, so that the arithmetic guess is off by at most one."""
+    nbins = edges.size - 1
+    if nbins < COMPARE_LIMIT or not np.isfinite(edges).all():
+        return None
+    candidates = [("linear", edges)]
+    if edges[0] > 0:
+        candidates.append(("log", np.log(edges)))
+    for mode, coordinate in candidates:
+        low, high = coordinate[0], coordinate[-1]
+        even = np.linspace(low, high, nbins + 1)
+        if np.abs(coordinate - even).max() <= 0.25 * (high - low) / nbins:
+            return mode, float(low), float(nbins / (high - low))
+    return None
+
+
+def plan(params: dict, key: str, side: str = "right") -> tuple[str, dict]:
     """Choose the layout for the host table ``params[key]`` (``[R, E]``, sorted rows)."""
     table = np.asarray(params[key])
     if table.shape[0] == 1 or (table == table[:1]).all():
-        return "shared", {**params, key: table[:1]}
+        shared = {**params, key: table[:1]}
+        spacing = _spacing(table[0]) if side == "right" and table.dtype.kind == "f" else None
+        if spacing is None:
+            return "shared", shared
+        mode, low, scale = spacing
+        return mode, {**shared, key + "_low": np.array([low]), key + "_scale": np.array([scale])}
     union = np.unique(table)  # sorted; +inf padding collapses into one entry
     if table.shape[0] * (union.size + 1) > _UNION_TABLE_LIMIT:
         return "rows", params
