@@ -282,4 +282,4 @@ def test_per_row_edges_use_the_union_lookup():
     doc = document(data, variables(("x", REAL), ("y", REAL)))
     compare(doc)
     node = corrax.CorrectionSet(doc)["c"].lowered((None, None)).node
-    assert node.content.groups[0].axes[0].mode == "union"
+    assert node.content.groups[0].axes[0].mode.startswith("union")

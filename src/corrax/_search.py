@@ -7,6 +7,9 @@ correction is lowered (``plan``), keep that number small:
 * ``linear``/``log``: one row of edges spaced uniformly in x or in log(x) (to within a
   quarter bin): the bin is computed arithmetically, then made exact by comparing
   with its two edges (two gathers, whatever the number of bins).
+* ``guided``: one row of irregular entries: a guide table over a uniform grid of 4E
+  cells gives, from arithmetic on x, a lower bound of the count; at most
+  ``_GUIDE_STEPS`` comparisons with the entries that follow make it exact.
 * ``shared``: one sorted row for all instances. Up to ``COMPARE_LIMIT`` entries, a sum
   of comparisons (no gather at all); above, a branchless binary search whose first
   step compares with a scalar (a constant-index gather would be folded by XLA into a
@@ -25,6 +28,8 @@ import numpy as np
 
 COMPARE_LIMIT = 16
 _UNION_TABLE_LIMIT = 1 << 22  # entries of the [R, U+1] table (16 MiB of int32)
+_GUIDE_CELLS_PER_ENTRY = (4, 16)
+_GUIDE_STEPS = 2
 
 
 def _passes(entry, x, side: str):
@@ -74,17 +79,63 @@ def count_spaced(edges, x, mode: str, low, scale):
     return jnp.where(x < lower, guess, jnp.where(x >= upper, guess + 2, guess + 1))
 
 
+def count_guided(table, x, guide, low, scale, steps: int):
+    """``count_shared(table, x, "right")`` with a guide table (see ``_guide``)."""
+    width = table.shape[0]
+    cell = (x - low) * scale
+    cell = jnp.where(jnp.isfinite(cell), cell, 0.0)
+    cell = jnp.clip(jnp.floor(cell), 0, guide.shape[0] - 1).astype(jnp.int32)
+    position = jnp.take(guide, cell, mode="clip")
+    for _ in range(steps):
+        entry = jnp.take(table, jnp.minimum(position, width - 1), mode="clip")
+        position = jnp.where((position < width) & (entry <= x), position + 1, position)
+    return position
+
+
+def _guide(entries: np.ndarray):
+    """(guide, low, scale, steps) for sorted float entries, or None if not worth it.
+
+    Cell c of the grid holds x in [low + c/scale, low + (c+1)/scale); allowing for
+    rounding, x computed into cell c lies in the cell widened by half a cell on each
+    side (the first and last cells extend to -inf/+inf). guide[c] counts the entries
+    below that widened cell; the true count exceeds it by at most the entries inside.
+    """
+    finite = entries[np.isfinite(entries)]
+    if finite.size < 2 or finite[0] == finite[-1]:
+        return None
+    for per_entry in _GUIDE_CELLS_PER_ENTRY:
+        cells = per_entry * entries.size
+        low, high = float(finite[0]), float(finite[-1])
+        scale = cells / (high - low)
+        starts = low + (np.arange(cells) - 0.5) / scale
+        ends = low + (np.arange(cells) + 1.5) / scale
+        starts[0], ends[-1] = -np.inf, np.inf
+        guide = np.searchsorted(entries, starts, side="left").astype(np.int32)
+        steps = int((np.searchsorted(entries, ends, side="left") - guide).max())
+        if steps <= _GUIDE_STEPS:
+            return guide, low, scale, max(steps, 1)
+    return None
+
+
 def count(mode: str, params: dict, key: str, row, x, side: str):
     """Count in the layout ``mode`` (see module docstring) of ``params[key]``."""
     table = params[key]
     if mode in ("linear", "log"):
         low, scale = params[key + "_low"][0], params[key + "_scale"][0]
         return count_spaced(table[0], x, mode, low, scale)
+    if mode.startswith("guided"):
+        steps = int(mode.removeprefix("guided"))
+        guide, low, scale = (params[key + k][0] for k in ("_guide", "_low", "_scale"))
+        return count_guided(table[0], x, guide, low, scale, steps)
     if mode == "shared" or row is None:
         return count_shared(table[0], x, side)
-    if mode == "union":
+    if mode.startswith("union"):
         union, lookup = params[key + "_union"][0], params[key + "_lookup"]
-        position = count_shared(union, x, side)
+        if mode == "union":
+            position = count_shared(union, x, side)
+        else:
+            guide, low, scale = (params[key + "_union" + k][0] for k in ("_guide", "_low", "_scale"))
+            position = count_guided(union, x, guide, low, scale, int(mode.removeprefix("union")))
         width = lookup.shape[1]
         return jnp.take(lookup.reshape(-1), row * width + position, mode="clip")
     return count_rows(table, row, x, side)
@@ -112,11 +163,18 @@ def plan(params: dict, key: str, side: str = "right") -> tuple[str, dict]:
     table = np.asarray(params[key])
     if table.shape[0] == 1 or (table == table[:1]).all():
         shared = {**params, key: table[:1]}
-        spacing = _spacing(table[0]) if side == "right" and table.dtype.kind == "f" else None
-        if spacing is None:
+        if side != "right" or table.dtype.kind != "f" or table.shape[1] <= COMPARE_LIMIT:
             return "shared", shared
-        mode, low, scale = spacing
-        return mode, {**shared, key + "_low": np.array([low]), key + "_scale": np.array([scale])}
+        spacing = _spacing(table[0])
+        if spacing is not None:
+            mode, low, scale = spacing
+            return mode, {**shared, key + "_low": np.array([low]), key + "_scale": np.array([scale])}
+        guided = _guide(table[0])
+        if guided is None:
+            return "shared", shared
+        guide, low, scale, steps = guided
+        return f"guided{steps}", {**shared, key + "_guide": guide[None],
+                                  key + "_low": np.array([low]), key + "_scale": np.array([scale])}
     union = np.unique(table)  # sorted; +inf padding collapses into one entry
     if table.shape[0] * (union.size + 1) > _UNION_TABLE_LIMIT:
         return "rows", params
@@ -126,4 +184,12 @@ def plan(params: dict, key: str, side: str = "right") -> tuple[str, dict]:
     for r, entries in enumerate(table):
         lookup[r, 1:] = np.searchsorted(entries, union, side="right")
     # the union is shared by all instances: one row, like every params leaf
-    return "union", {**params, key + "_union": union[None], key + "_lookup": lookup}
+    planned = {**params, key + "_union": union[None], key + "_lookup": lookup}
+    guided = _guide(union) if side == "right" and union.size > COMPARE_LIMIT else None
+    if guided is None:
+        return "union", planned
+    guide, low, scale, steps = guided
+    prefix = key + "_union"
+    planned.update({prefix + "_guide": guide[None], prefix + "_low": np.array([low]),
+                    prefix + "_scale": np.array([scale])})
+    return f"union{steps}", planned
