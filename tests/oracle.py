@@ -80,7 +80,10 @@ def _real_values(edges: list[float], n: int, rng: np.random.Generator, specials:
         pieces.append(np.array([np.inf, -np.inf, np.nan, 0.0, -0.0]))
     values = np.concatenate(pieces)
     rng.shuffle(values)
-    return values[:n] if len(values) >= n else np.resize(values, n)
+    values = values[:n] if len(values) >= n else np.resize(values, n)
+    if specials and n >= 20:  # always some ±inf and NaN, whatever the shuffle
+        values[rng.choice(n, 5, replace=False)] = [np.inf, -np.inf, np.nan, np.inf, np.nan]
+    return values
 
 
 def _int_values(keys: list, n: int, rng: np.random.Generator) -> np.ndarray:

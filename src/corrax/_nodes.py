@@ -398,7 +398,7 @@ class Binning(Node):
     default: Node | None = None
 
     def evaluate(self, params, ctx, row):
-        flat_index = total = err = outside = top = settled = None
+        flat_index = total = err = outside = top = settled = invalid = None
         for axis, axis_params in zip(self.axes, params["axes"], strict=True):
             where = axis.locate(axis_params, ctx, row, self.flow == "wrap")
             nbins = axis.nbins(axis_params, row)
@@ -427,6 +427,14 @@ class Binning(Node):
                 settled = out if settled is None else (settled | out)
             flat_index = index if flat_index is None else flat_index * nbins + index
             total = nbins if total is None else total * nbins
+            if isinstance(axis, UniformAxis) and len(self.axes) > 1:
+                # correctionlib turns NaN into a huge index here and fails on it, unless
+                # another axis settles the element first (see README)
+                nan = jnp.isnan(ctx.real(axis.input))
+                code = jnp.where(nan, error_code(axis.input, ABOVE), 0).astype(jnp.int32)
+                invalid = combine_errors(invalid, code)
+        if invalid is not None:  # fails after the axes that settle elements
+            invalid = invalid if settled is None else jnp.where(settled, 0, invalid)
         if top is not None:
             if self.default is not None:  # the content after the last bin is the default
                 outside = outside | top
@@ -439,9 +447,10 @@ class Binning(Node):
             if top is not None and len(self.axes) == 1:  # Binning: a 0.0 placeholder
                 value = jnp.where(top, 0.0, value)
                 child_err = None if child_err is None else jnp.where(top, 0, child_err)
-            return value, combine_errors(err, child_err)
+            return value, combine_errors(combine_errors(err, invalid), child_err)
         fallback = self.default.evaluate(params["default"], ctx.restricted(outside), row)
-        return _select(outside, fallback, inside)
+        value, selected_err = _select(outside, fallback, inside)
+        return value, combine_errors(invalid, selected_err)
 
     def optimized(self, params):
         content, content_params = self.content.optimized(params["content"])
@@ -449,10 +458,12 @@ class Binning(Node):
         axes, axes_params = [], []
         for axis, axis_params in zip(self.axes, params["axes"], strict=True):
             if isinstance(axis, EdgesAxis):
-                mode, axis_params = _search.plan(axis_params, "edges")
-                axis = EdgesAxis(axis.input, mode)
-            axes.append(axis)
-            axes_params.append(axis_params)
+                mode, planned = _search.plan(axis_params, "edges")
+                axes.append(EdgesAxis(axis.input, mode))
+                axes_params.append(planned)
+            else:
+                axes.append(axis)
+                axes_params.append(axis_params)
         new_params["axes"] = tuple(axes_params)
         default = self.default
         if default is not None:

@@ -40,13 +40,17 @@ def rapidjson_float(text: str) -> float:
     mantissa, _, exponent_text = text.replace("E", "e").partition("e")
     integer_part, _, fraction = mantissa.partition(".")
     digits = (integer_part + fraction).lstrip("-")
-    if not exponent_text and len(digits) <= 19 and len(integer_part) <= 18:
-        # Every digit fits the exact 64-bit significand unless the significand passed
-        # 2^53 - 1 before the last digit; then it is one rounding to double and one
-        # correctly rounded division.
-        if int(digits[:-1] or "0") <= _MAX_FAST_SIGNIFICAND:
-            value = float(int(digits)) / _POW10[len(fraction)]
-            return -value if text.startswith("-") else value
+    # Every digit fits the exact 64-bit significand unless the significand passed
+    # 2^53 - 1 before the last digit; then it is one rounding to double and one
+    # correctly rounded division.
+    if (
+        not exponent_text
+        and len(digits) <= 19
+        and len(integer_part) <= 18
+        and int(digits[:-1] or "0") <= _MAX_FAST_SIGNIFICAND
+    ):
+        value = float(int(digits)) / _POW10[len(fraction)]
+        return -value if text.startswith("-") else value
     significant = digits.lstrip("0")
     exponent = int(exponent_text) if exponent_text else 0
     if len(significant) <= 15 and -22 <= exponent - len(fraction) <= 22:

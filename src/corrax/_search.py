@@ -67,13 +67,17 @@ def count_rows(table, row, x, side: str):
     return position
 
 
+def _cell(estimate, cells: int):
+    """floor(estimate) clipped to [0, cells - 1]; ±inf clip to the ends, NaN gives 0."""
+    cell = jnp.clip(jnp.floor(estimate), 0, cells - 1)
+    return jnp.where(jnp.isnan(cell), 0, cell).astype(jnp.int32)
+
+
 def count_spaced(edges, x, mode: str, low, scale):
     """``count_shared(edges, x, "right")`` for edges uniform in x or log(x)."""
     nbins = edges.shape[0] - 1
     coordinate = jnp.log(x) if mode == "log" else x
-    estimate = (coordinate - low) * scale
-    estimate = jnp.where(jnp.isfinite(estimate), estimate, 0.0)
-    guess = jnp.clip(jnp.floor(estimate), 0, nbins - 1).astype(jnp.int32)
+    guess = _cell((coordinate - low) * scale, nbins)
     lower = jnp.take(edges, guess, mode="clip")
     upper = jnp.take(edges, guess + 1, mode="clip")
     return jnp.where(x < lower, guess, jnp.where(x >= upper, guess + 2, guess + 1))
@@ -82,10 +86,7 @@ def count_spaced(edges, x, mode: str, low, scale):
 def count_guided(table, x, guide, low, scale, steps: int):
     """``count_shared(table, x, "right")`` with a guide table (see ``_guide``)."""
     width = table.shape[0]
-    cell = (x - low) * scale
-    cell = jnp.where(jnp.isfinite(cell), cell, 0.0)
-    cell = jnp.clip(jnp.floor(cell), 0, guide.shape[0] - 1).astype(jnp.int32)
-    position = jnp.take(guide, cell, mode="clip")
+    position = jnp.take(guide, _cell((x - low) * scale, guide.shape[0]), mode="clip")
     for _ in range(steps):
         entry = jnp.take(table, jnp.minimum(position, width - 1), mode="clip")
         position = jnp.where((position < width) & (entry <= x), position + 1, position)
