@@ -42,16 +42,25 @@ def text(doc: dict[str, Any]) -> str:
 
 
 def formula(expression: str, variables: list[str], parameters: list[float] | None = None):
-    node = {"nodetype": "formula", "expression": expression, "parser": "TFormula",
-            "variables": variables}
+    node = {
+        "nodetype": "formula",
+        "expression": expression,
+        "parser": "TFormula",
+        "variables": variables,
+    }
     if parameters is not None:
         node["parameters"] = parameters
     return node
 
 
 def binning(input_name: str, edges, content: list, flow: Any = "clamp") -> dict[str, Any]:
-    return {"nodetype": "binning", "input": input_name, "edges": edges, "content": content,
-            "flow": flow}
+    return {
+        "nodetype": "binning",
+        "input": input_name,
+        "edges": edges,
+        "content": content,
+        "flow": flow,
+    }
 
 
 def uniform(n: int, low: float, high: float) -> dict[str, Any]:
@@ -59,13 +68,21 @@ def uniform(n: int, low: float, high: float) -> dict[str, Any]:
 
 
 def multibinning(inputs: list[str], edges: list, content: list, flow: Any = "clamp"):
-    return {"nodetype": "multibinning", "inputs": inputs, "edges": edges, "content": content,
-            "flow": flow}
+    return {
+        "nodetype": "multibinning",
+        "inputs": inputs,
+        "edges": edges,
+        "content": content,
+        "flow": flow,
+    }
 
 
 def category(input_name: str, mapping: dict, default: Any = None) -> dict[str, Any]:
-    node = {"nodetype": "category", "input": input_name,
-            "content": [{"key": k, "value": v} for k, v in mapping.items()]}
+    node = {
+        "nodetype": "category",
+        "input": input_name,
+        "content": [{"key": k, "value": v} for k, v in mapping.items()],
+    }
     if default is not None:
         node["default"] = default
     return node

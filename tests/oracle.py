@@ -58,7 +58,9 @@ def interesting_values(inputs: list, data_nodes: list) -> dict[str, dict[str, li
     return found
 
 
-def _real_values(edges: list[float], n: int, rng: np.random.Generator, specials: bool) -> np.ndarray:
+def _real_values(
+    edges: list[float], n: int, rng: np.random.Generator, specials: bool
+) -> np.ndarray:
     finite = [e for e in edges if math.isfinite(e)]
     if not finite:
         low, high = -5.0, 500.0

@@ -19,8 +19,13 @@ def cset_fixture():
     keyed = category("flavour", {0: 1.0, 5: strict}, default=None)
     doc = document(keyed, variables(("flavour", INT), ("pt", REAL)), name="sf")
     doc["corrections"].append(
-        {"name": "syst", "version": 1, "inputs": variables(("kind", STRING), ("x", REAL)),
-         "output": {"name": "o", "type": "real"}, "data": category("kind", {"nom": 1.0})}
+        {
+            "name": "syst",
+            "version": 1,
+            "inputs": variables(("kind", STRING), ("x", REAL)),
+            "output": {"name": "o", "type": "real"},
+            "data": category("kind", {"nom": 1.0}),
+        }
     )
     return corrax.CorrectionSet(doc)
 
@@ -51,7 +56,9 @@ def test_missing_string_key_raises_even_under_jit(cset):
 
 
 def test_under_jit_failing_elements_are_nan_and_others_exact(cset):
-    values = jax.jit(cset["sf"].evaluate)(jnp.array([5, 5, 4, 0]), jnp.array([5.0, 25.0, 5.0, 99.0]))
+    values = jax.jit(cset["sf"].evaluate)(
+        jnp.array([5, 5, 4, 0]), jnp.array([5.0, 25.0, 5.0, 99.0])
+    )
     np.testing.assert_array_equal(np.isnan(values), [False, True, True, False])
     np.testing.assert_array_equal(np.asarray(values)[[0, 3]], [1.0, 1.0])
 
@@ -64,7 +71,9 @@ def test_under_grad_failing_elements_are_nan(cset):
 
 
 def test_wrong_number_of_inputs_shows_signature(cset):
-    with pytest.raises(corrax.InvalidInputError, match=r"takes 2 inputs, got 1.*sf\(flavour: int, pt: real\)"):
+    with pytest.raises(
+        corrax.InvalidInputError, match=r"takes 2 inputs, got 1.*sf\(flavour: int, pt: real\)"
+    ):
         cset["sf"].evaluate(5)
 
 

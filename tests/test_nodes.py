@@ -100,10 +100,16 @@ def test_multibinning_three_axes(flow):
 
 
 def test_multibinning_default_node_and_nested_binnings_of_different_sizes():
-    inner = [binning("z", [0.0, float(k + 1)] + [float(k + 2 + j) for j in range(k)],
-                     [float(10 * k + j) for j in range(k + 1)], "clamp") for k in range(4)]
-    data = multibinning(["x", "y"], [[0.0, 1.0, 2.0], [0.0, 1.0, 2.0]], inner,
-                        formula("-x", ["z"]))
+    inner = [
+        binning(
+            "z",
+            [0.0, float(k + 1)] + [float(k + 2 + j) for j in range(k)],
+            [float(10 * k + j) for j in range(k + 1)],
+            "clamp",
+        )
+        for k in range(4)
+    ]
+    data = multibinning(["x", "y"], [[0.0, 1.0, 2.0], [0.0, 1.0, 2.0]], inner, formula("-x", ["z"]))
     compare(document(data, variables(("x", REAL), ("y", REAL), ("z", REAL))))
 
 
@@ -122,8 +128,12 @@ def test_string_category_selects_statically(systematic):
 
 
 def test_string_key_missing_below_a_binning_fails_only_where_reached():
-    data = binning("x", [0.0, 1.0, 2.0],
-                   [category("s", {"a": 1.0}), category("s", {"a": 2.0, "b": 3.0})], "clamp")
+    data = binning(
+        "x",
+        [0.0, 1.0, 2.0],
+        [category("s", {"a": 1.0}), category("s", {"a": 2.0, "b": 3.0})],
+        "clamp",
+    )
     failed = compare(document(data, variables(("x", REAL), ("s", STRING))), strings=("b",))
     assert failed.any() and not failed.all()
 
@@ -162,10 +172,17 @@ def test_formula_variables_map_by_name_not_position():
 
 
 def test_formularef_shares_one_template_across_bins():
-    generic = [{"nodetype": "formula", "expression": "[0]+[1]*log(x)", "parser": "TFormula",
-                "variables": ["x"]}]
-    refs = [{"nodetype": "formularef", "index": 0, "parameters": [float(i), 0.1 * i]}
-            for i in range(6)]
+    generic = [
+        {
+            "nodetype": "formula",
+            "expression": "[0]+[1]*log(x)",
+            "parser": "TFormula",
+            "variables": ["x"],
+        }
+    ]
+    refs = [
+        {"nodetype": "formularef", "index": 0, "parameters": [float(i), 0.1 * i]} for i in range(6)
+    ]
     data = binning("eta", [0.0, 1.0, 2.0, 3.0, 4.0, 5.0, 6.0], refs, "clamp")
     doc = document(data, variables(("eta", REAL), ("x", REAL)), generic_formulas=generic)
     compare(doc, rtol=1e-14)
@@ -185,8 +202,12 @@ def test_transform_rounds_int_inputs_half_away_from_zero():
 
 
 def test_transform_of_a_real_input():
-    data = {"nodetype": "transform", "input": "x", "rule": formula("abs(x)", ["x"]),
-            "content": binning("x", [0.0, 1.0, 2.0], [5.0, 6.0], "error")}
+    data = {
+        "nodetype": "transform",
+        "input": "x",
+        "rule": formula("abs(x)", ["x"]),
+        "content": binning("x", [0.0, 1.0, 2.0], [5.0, 6.0], "error"),
+    }
     compare(document(data, variables(("x", REAL))))
 
 
@@ -203,16 +224,36 @@ def test_compound_every_operation(input_op, output_op):
     second = binning("x", [0.0, 10.0, 20.0, 50.0], [1.1, 0.9, 1.05], "clamp")
     third = formula("0.5+x/100", ["y"])
     doc = document(
-        first, variables(("x", REAL)), name="a",
+        first,
+        variables(("x", REAL)),
+        name="a",
         extra=[
-            {"name": "b", "version": 1, "inputs": variables(("x", REAL)),
-             "output": {"name": "o", "type": "real"}, "data": second},
-            {"name": "d", "version": 1, "inputs": variables(("y", REAL), ("x", REAL)),
-             "output": {"name": "o", "type": "real"}, "data": third},
+            {
+                "name": "b",
+                "version": 1,
+                "inputs": variables(("x", REAL)),
+                "output": {"name": "o", "type": "real"},
+                "data": second,
+            },
+            {
+                "name": "d",
+                "version": 1,
+                "inputs": variables(("y", REAL), ("x", REAL)),
+                "output": {"name": "o", "type": "real"},
+                "data": third,
+            },
         ],
-        compound=[{"name": "chain", "inputs": variables(("x", REAL), ("y", REAL)),
-                   "output": {"name": "o", "type": "real"}, "inputs_update": ["x"],
-                   "input_op": input_op, "output_op": output_op, "stack": ["a", "b", "d"]}],
+        compound=[
+            {
+                "name": "chain",
+                "inputs": variables(("x", REAL), ("y", REAL)),
+                "output": {"name": "o", "type": "real"},
+                "inputs_update": ["x"],
+                "input_op": input_op,
+                "output_op": output_op,
+                "stack": ["a", "b", "d"],
+            }
+        ],
     )
     cset, reference = corrax.CorrectionSet(doc), oracle_set(text(doc))
     rng = np.random.default_rng(3)
@@ -276,8 +317,10 @@ def test_every_search_layout_equals_correctionlib(edges, flow):
 def test_per_row_edges_use_the_union_lookup():
     rng = np.random.default_rng(4)
     rows = [list(np.sort(rng.uniform(0.0, 10.0, 5 + i))) for i in range(6)]
-    inner = [binning("y", r, [float(10 * i + j) for j in range(len(r) - 1)], "clamp")
-             for i, r in enumerate(rows)]
+    inner = [
+        binning("y", r, [float(10 * i + j) for j in range(len(r) - 1)], "clamp")
+        for i, r in enumerate(rows)
+    ]
     data = binning("x", [float(i) for i in range(7)], inner, "clamp")
     doc = document(data, variables(("x", REAL), ("y", REAL)))
     compare(doc)

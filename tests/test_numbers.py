@@ -25,8 +25,10 @@ def test_float_parsing_matches_correctionlib_bit_for_bit():
     strings = _decimal_strings(5000)
     edges = ",".join(f"{i}.0" for i in range(len(strings) + 1))
     raw = text(document(binning("x", [0.0, 1.0], [0.0]), variables(("x", REAL))))
-    raw = raw.replace('"edges": [0.0, 1.0], "content": [0.0]',
-                      f'"edges": [{edges}], "content": [{",".join(strings)}]')
+    raw = raw.replace(
+        '"edges": [0.0, 1.0], "content": [0.0]',
+        f'"edges": [{edges}], "content": [{",".join(strings)}]',
+    )
     centres = np.arange(len(strings)) + 0.5
     want = oracle_set(raw)["c"].evaluate(centres)
     ours = np.array([rapidjson_float(s) for s in strings])

@@ -14,9 +14,17 @@ from oracle import oracle_set
 
 import corrax
 
-DATA = category("k", {0: binning("x", [0.0, 1.0, 5.0, 20.0], [formula("1+0.1*x", ["x"]), 2.0,
-                                                               formula("exp(-x/7)", ["x"])])},
-                default=0.5)
+DATA = category(
+    "k",
+    {
+        0: binning(
+            "x",
+            [0.0, 1.0, 5.0, 20.0],
+            [formula("1+0.1*x", ["x"]), 2.0, formula("exp(-x/7)", ["x"])],
+        )
+    },
+    default=0.5,
+)
 DOC = document(DATA, variables(("k", INT), ("x", REAL)))
 
 
@@ -43,8 +51,9 @@ def test_x32_float32_close_to_correctionlib():
 
 
 def test_hashprng_needs_x64():
-    doc = document({"nodetype": "hashprng", "inputs": ["x"], "distribution": "stdflat"},
-                   variables(("x", REAL)))
+    doc = document(
+        {"nodetype": "hashprng", "inputs": ["x"], "distribution": "stdflat"}, variables(("x", REAL))
+    )
     corr = corrax.CorrectionSet(doc)["c"]
     with jax.enable_x64(False), pytest.raises(RuntimeError, match="64-bit"):
         corr.evaluate(np.ones(3))

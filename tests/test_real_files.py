@@ -66,7 +66,9 @@ def _check(corr, reference, args, exact: bool):
         np.testing.assert_allclose(
             got[ok], want[ok], rtol=FORMULA_RTOL, atol=FORMULA_ATOL, err_msg=corr.name
         )
-    assert np.isnan(got[failed]).all(), f"{corr.name}: correctionlib raised, corrax did not give NaN"
+    assert np.isnan(got[failed]).all(), (
+        f"{corr.name}: correctionlib raised, corrax did not give NaN"
+    )
     if failed.any():
         with pytest.raises((corrax.OutOfBoundsError, corrax.MissingCategoryError)):
             corr.evaluate(*args)

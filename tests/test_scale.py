@@ -22,23 +22,31 @@ def _equations(corr, *args) -> int:
 def _nested(n_outer: int) -> dict:
     """An eta binning of pt binnings (sizes vary) of formulas with per-bin parameters."""
     inner = [
-        binning("pt", [10.0 * j for j in range(3 + i % 4)],
-                [formula("[0]+[1]*log(x)", ["pt"], [float(i), 0.1 * j]) for j in range(2 + i % 4)])
+        binning(
+            "pt",
+            [10.0 * j for j in range(3 + i % 4)],
+            [formula("[0]+[1]*log(x)", ["pt"], [float(i), 0.1 * j]) for j in range(2 + i % 4)],
+        )
         for i in range(n_outer)
     ]
-    return document(binning("eta", list(np.linspace(-5, 5, n_outer + 1)), inner, "clamp"),
-                    variables(("eta", REAL), ("pt", REAL)))
+    return document(
+        binning("eta", list(np.linspace(-5, 5, n_outer + 1)), inner, "clamp"),
+        variables(("eta", REAL), ("pt", REAL)),
+    )
 
 
 def test_trace_size_grows_at_most_logarithmically_with_bins():
-    """No operation per bin: only the binary search's log2(bins) steps depend on size."""
+    """No operation per bin: at most a binary search's log2(bins) steps depend on size."""
     x = np.linspace(-4.0, 4.0, 16)
     nested = [_equations(corrax.CorrectionSet(_nested(n))["c"], x, x + 20.0) for n in (40, 4000)]
     assert nested[1] - nested[0] <= 10 * np.log2(4000 / 40)
-    big = [binning("x", list(np.linspace(0.0, 1.0, n + 1)), list(np.arange(n, dtype=float)))
-           for n in (1000, 100_000)]
-    flat = [_equations(corrax.CorrectionSet(document(b, variables(("x", REAL))))["c"], x)
-            for b in big]
+    big = [
+        binning("x", list(np.linspace(0.0, 1.0, n + 1)), list(np.arange(n, dtype=float)))
+        for n in (1000, 100_000)
+    ]
+    flat = [
+        _equations(corrax.CorrectionSet(document(b, variables(("x", REAL))))["c"], x) for b in big
+    ]
     assert flat[1] - flat[0] <= 10 * np.log2(100_000 / 1000)
     assert flat[1] < 200
 
@@ -53,14 +61,22 @@ def test_real_jec_lowers_to_a_few_structures():
     root = l2.lowered((None, None)).node
     # an eta binning of 82 FormulaRefs of one generic formula: one template
     assert len(root.content.groups) == 1
-    assert isinstance(root.content.groups[0], type(cset["Summer19UL18_V5_MC_L3Absolute_AK4PFchs"]
-                                                   .lowered((None, None)).node.content.groups[0]))
+    assert isinstance(
+        root.content.groups[0],
+        type(
+            cset["Summer19UL18_V5_MC_L3Absolute_AK4PFchs"]
+            .lowered((None, None))
+            .node.content.groups[0]
+        ),
+    )
 
 
 @pytest.mark.parametrize("n_bins", [10, 100_000])
 def test_memory_is_tables_plus_batch(n_bins):
-    doc = document(binning("x", list(np.linspace(0.0, 1.0, n_bins + 1)),
-                           list(np.arange(n_bins, dtype=float))), variables(("x", REAL)))
+    doc = document(
+        binning("x", list(np.linspace(0.0, 1.0, n_bins + 1)), list(np.arange(n_bins, dtype=float))),
+        variables(("x", REAL)),
+    )
     corr = corrax.CorrectionSet(doc)["c"]
     x = np.random.default_rng(0).uniform(0, 1, 1000)
     compiled = jax.jit(corr.evaluate).lower(x).compile()

@@ -23,15 +23,28 @@ SMOOTH = formula("[0]*log(x)+[1]*x*x+exp(-y/[2])", ["x", "y"], [0.7, 0.01, 30.0]
 CASES = {
     "formula": (SMOOTH, False),
     "binning": (binning("x", [1.0, 5.0, 20.0, 100.0], [1.1, 1.2, 1.3], "clamp"), True),
-    "binning_of_formulas": (binning("y", [0.0, 10.0, 50.0], [SMOOTH, formula("x/y", ["x", "y"])],
-                                    "clamp"), False),
-    "multibinning": (multibinning(["x", "y"], [[1.0, 10.0, 100.0], {"n": 2, "low": 0.0,
-                                   "high": 50.0}], [1.0, 2.0, 3.0, 4.0], "clamp"), True),
+    "binning_of_formulas": (
+        binning("y", [0.0, 10.0, 50.0], [SMOOTH, formula("x/y", ["x", "y"])], "clamp"),
+        False,
+    ),
+    "multibinning": (
+        multibinning(
+            ["x", "y"],
+            [[1.0, 10.0, 100.0], {"n": 2, "low": 0.0, "high": 50.0}],
+            [1.0, 2.0, 3.0, 4.0],
+            "clamp",
+        ),
+        True,
+    ),
     "category": (category("k", {0: SMOOTH, 5: 2.0}, default=formula("x", ["x"])), False),
-    "transform": ({"nodetype": "transform", "input": "x", "rule": formula("2*x", ["x"]),
-                   "content": SMOOTH}, False),
-    "hashprng": ({"nodetype": "hashprng", "inputs": ["x", "y", "k"], "distribution": "normal"},
-                 True),
+    "transform": (
+        {"nodetype": "transform", "input": "x", "rule": formula("2*x", ["x"]), "content": SMOOTH},
+        False,
+    ),
+    "hashprng": (
+        {"nodetype": "hashprng", "inputs": ["x", "y", "k"], "distribution": "normal"},
+        True,
+    ),
 }
 
 
@@ -85,18 +98,41 @@ def test_grad_jacobians_and_hessian_agree(case):
 def test_formula_derivatives_match_finite_differences(name):
     corr = correction(CASES[name][0])
     # away from bin edges, where the function is smooth
-    check_grads(lambda x, y: corr.evaluate(x, y, K), (X, Y), order=2, modes=["fwd", "rev"],
-                eps=1e-4, rtol=1e-5)
+    check_grads(
+        lambda x, y: corr.evaluate(x, y, K),
+        (X, Y),
+        order=2,
+        modes=["fwd", "rev"],
+        eps=1e-4,
+        rtol=1e-5,
+    )
 
 
 def test_compound_chains_gradients():
     doc = document(
-        formula("1+0.01*x", ["x"]), variables(("x", REAL)), name="a",
-        extra=[{"name": "b", "version": 1, "inputs": variables(("x", REAL)),
-                "output": {"name": "o", "type": "real"}, "data": formula("2+log(x)", ["x"])}],
-        compound=[{"name": "ab", "inputs": variables(("x", REAL)), "output": {"name": "o",
-                   "type": "real"}, "inputs_update": ["x"], "input_op": "*", "output_op": "*",
-                   "stack": ["a", "b"]}],
+        formula("1+0.01*x", ["x"]),
+        variables(("x", REAL)),
+        name="a",
+        extra=[
+            {
+                "name": "b",
+                "version": 1,
+                "inputs": variables(("x", REAL)),
+                "output": {"name": "o", "type": "real"},
+                "data": formula("2+log(x)", ["x"]),
+            }
+        ],
+        compound=[
+            {
+                "name": "ab",
+                "inputs": variables(("x", REAL)),
+                "output": {"name": "o", "type": "real"},
+                "inputs_update": ["x"],
+                "input_op": "*",
+                "output_op": "*",
+                "stack": ["a", "b"],
+            }
+        ],
     )
     compound = corrax.CorrectionSet(doc).compound["ab"]
 
@@ -104,8 +140,11 @@ def test_compound_chains_gradients():
         first = 1 + 0.01 * x
         return first * (2 + jnp.log(x * first))
 
-    np.testing.assert_allclose(jax.grad(lambda x: compound.evaluate(x).sum())(X),
-                               jax.grad(lambda x: by_hand(x).sum())(X), rtol=1e-14)
+    np.testing.assert_allclose(
+        jax.grad(lambda x: compound.evaluate(x).sum())(X),
+        jax.grad(lambda x: by_hand(x).sum())(X),
+        rtol=1e-14,
+    )
     check_grads(compound.evaluate, (X,), order=2, eps=1e-4, rtol=1e-5)
 
 

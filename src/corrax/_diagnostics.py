@@ -74,18 +74,26 @@ def raise_first_error(
     value = inputs[index]
     if not isinstance(value, str):
         value = np.broadcast_to(np.asarray(value), err.shape).reshape(-1)[first]
-    where = f" (element {np.unravel_index(first, err.shape) if err.ndim else ()}"
+    element = tuple(int(i) for i in np.unravel_index(first, err.shape)) if err.ndim else ()
+    where = f" (element {element}"
     where += f"; {bad.size} of {err.size} elements fail)"
     shown = repr(value) if isinstance(value, str) else repr(np.asarray(value).item())
     prefix = f"correction {correction.name!r}{context}: input {variable.name!r} = {shown}"
     if kind == nodes.MISSING_KEY:
         keys = _keys(correction, variable.name)
-        shown = ", ".join(map(str, keys[:_MAX_KEYS_SHOWN])) + (" ..." if len(keys) > 20 else "")
+        shown = ", ".join(map(str, keys[:_MAX_KEYS_SHOWN])) + (
+            " ..." if len(keys) > _MAX_KEYS_SHOWN else ""
+        )
         raise MissingCategoryError(
             f"{prefix} matches no category key and there is no default{where}; "
             f"available keys: {shown}"
         )
     ranges = _ranges(correction, variable.name)
+    if not ranges:  # no flow="error" binning on this input: wrap or a uniform MultiBinning
+        raise OutOfBoundsError(
+            f"{prefix} cannot be placed in a bin (±inf or NaN with flow 'wrap', or NaN on a "
+            f"UniformBinning axis of a MultiBinning){where}"
+        )
     side = "below" if kind == nodes.BELOW else "above"
     if not isinstance(value, str) and np.isnan(value):
         side = "NaN, outside"
@@ -93,6 +101,8 @@ def raise_first_error(
         low, high = next(iter(ranges))
         bounds = f"the valid range [{low}, {high})"
     else:
-        lows, highs = zip(*ranges, strict=True) if ranges else ((np.nan,), (np.nan,))
-        bounds = f"its bins (the range depends on other inputs; overall [{min(lows)}, {max(highs)}))"
+        lows, highs = zip(*ranges, strict=True)
+        bounds = (
+            f"its bins (the range depends on other inputs; overall [{min(lows)}, {max(highs)}))"
+        )
     raise OutOfBoundsError(f"{prefix} is {side} {bounds} and the flow is 'error'{where}")

@@ -103,7 +103,9 @@ def _summarise(exc: pydantic.ValidationError, origin: str) -> str:
     lines = [f"{origin}: invalid correctionlib schema-v2 document ({exc.error_count()} errors)"]
     for err in errors[:_MAX_REPORTED_ERRORS]:
         location = ".".join(
-            str(part) for part in err["loc"] if not str(part).startswith(("tagged-union", "function"))
+            str(part)
+            for part in err["loc"]
+            if not str(part).startswith(("tagged-union", "function"))
         )
         lines.append(f"  at {location}: {err['msg']}")
     return "\n".join(lines)

@@ -29,7 +29,6 @@ _UNARY = _Ast.UnaryOp
 _BINARY = _Ast.BinaryOp
 
 
-
 def _sentinel_a(i: int) -> float:
     """Two sets of parameter values for the double parse in ``formula_template``.
 

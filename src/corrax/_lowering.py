@@ -77,9 +77,7 @@ class Lowerer:
         self.correction = correction
         self.input_index = {var.name: i for i, var in enumerate(correction.inputs)}
         self.input_types = [var.type for var in correction.inputs]
-        self.inputs_json = json.dumps(
-            [{"name": v.name, "type": v.type} for v in correction.inputs]
-        )
+        self.inputs_json = json.dumps([{"name": v.name, "type": v.type} for v in correction.inputs])
         self.strings = strings
 
     def _index(self, name: str, allowed: tuple[str, ...] = ("real", "int")) -> int:

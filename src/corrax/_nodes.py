@@ -66,7 +66,9 @@ def take(leaf, row):
 
 def flatten_instances(params: Params) -> Params:
     """``[R, M, ...]`` leaves to ``[R*M, ...]``: children of all instances in one table."""
-    return jax.tree_util.tree_map(lambda a: a.reshape((a.shape[0] * a.shape[1], *a.shape[2:])), params)
+    return jax.tree_util.tree_map(
+        lambda a: a.reshape((a.shape[0] * a.shape[1], *a.shape[2:])), params
+    )
 
 
 def child_row(row, width: int, index):
@@ -185,10 +187,13 @@ class Formula(Node):
         remap: dict[int, int] = {}
         for k in range(table.shape[1]):
             column = table[:, k]
-            if (column == column[0]).all():
+            bits = column.view(np.uint64)  # bitwise: 0.0 and -0.0 differ (1/x)
+            if (bits == bits[0]).all():
                 column = column[:1]
             for j, existing in enumerate(columns):
-                if existing.shape == column.shape and (existing == column).all():
+                if existing.shape == column.shape and np.array_equal(
+                    existing.view(np.uint64), column.view(np.uint64)
+                ):
                     remap[k] = j
                     break
             else:
@@ -241,7 +246,10 @@ class Transform(Node):
     def optimized(self, params):
         rule, rule_params = self.rule.optimized(params["rule"])
         content, content_params = self.content.optimized(params["content"])
-        return Transform(self.input, rule, content), {"rule": rule_params, "content": content_params}
+        return Transform(self.input, rule, content), {
+            "rule": rule_params,
+            "content": content_params,
+        }
 
 
 @dataclass(frozen=True)
@@ -309,6 +317,20 @@ def _take2(table, row, index):
     return jnp.take(table.reshape(-1), row * width + index, mode="clip")
 
 
+def _separately_rounded(product, witness):
+    """``product``, rounded on its own before it is added to anything.
+
+    C++ rounds ``low + a * b`` twice; XLA on CPU contracts it into one fused
+    multiply-add (optimization barriers are removed before code generation). XOR-ing
+    the product's bits with those of ``witness - witness`` (+0.0 for finite witness,
+    which the compiler cannot assume) hides the product from that contraction.
+    """
+    unsigned = jnp.uint64 if product.dtype == jnp.float64 else jnp.uint32
+    bits = jax.lax.bitcast_convert_type(product, unsigned)
+    zero = jax.lax.bitcast_convert_type(witness - witness, unsigned)
+    return jax.lax.bitcast_convert_type(bits ^ zero, product.dtype)
+
+
 @dataclass(frozen=True)
 class Located:
     """Where an axis puts each element: ``index`` (valid where in range), ``below`` and
@@ -337,17 +359,18 @@ class EdgesAxis:
         edges = params["edges"]
         nbins = take(params["nbins"], row)
         if wrap:
+            unwrappable = ~jnp.isfinite(x)
             low = take(edges[:, 0], row)
             high = _take2(edges, row, nbins)
             norm = true_divide(x - low, high - low)
-            # the barrier stops XLA fusing this product and sum into one FMA rounding
-            offset = jax.lax.optimization_barrier((norm - jnp.floor(norm)) * (high - low))
+            offset = _separately_rounded((norm - jnp.floor(norm)) * (high - low), x)
             x = low + offset
         position = _search.count(self.mode, params, "edges", row, x, "right")
         isnan = jnp.isnan(x)
         if wrap:  # inf/NaN cannot be wrapped; correctionlib also fails where rounding
             # puts a wrapped value on the last edge
-            return Located(position - 1, jnp.zeros_like(isnan), isnan | (position > nbins))
+            above = unwrappable | (position > nbins)
+            return Located(position - 1, jnp.zeros_like(isnan), above)
         return Located(position - 1, (position == 0) & ~isnan, (position > nbins) | isnan)
 
     def nbins(self, params, row):

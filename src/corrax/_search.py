@@ -1,22 +1,23 @@
 """Searching sorted tables (bin edges, category keys) for a batch of values.
 
 XLA on CPU runs every gather as its own pass over the batch, so the cost of a lookup
-is the number of dependent gathers. Three layouts, chosen on the host when a
-correction is lowered (``plan``), keep that number small:
+is the number of dependent gathers. The layout of each table is chosen on the host
+when a correction is lowered (``plan``) to keep that number small:
 
 * ``linear``/``log``: one row of edges spaced uniformly in x or in log(x) (to within a
   quarter bin): the bin is computed arithmetically, then made exact by comparing
   with its two edges (two gathers, whatever the number of bins).
-* ``guided``: one row of irregular entries: a guide table over a uniform grid of 4E
-  cells gives, from arithmetic on x, a lower bound of the count; at most
+* ``guided<k>``: one row of irregular entries: a guide table over a uniform grid of 4E
+  (or 16E) cells gives, from arithmetic on x, a lower bound of the count; k <=
   ``_GUIDE_STEPS`` comparisons with the entries that follow make it exact.
 * ``shared``: one sorted row for all instances. Up to ``COMPARE_LIMIT`` entries, a sum
   of comparisons (no gather at all); above, a branchless binary search whose first
   step compares with a scalar (a constant-index gather would be folded by XLA into a
   batch-sized constant, making compile time grow with the batch).
-* ``union``: rows that differ (e.g. pt edges per eta bin): one search in the sorted
-  union of all rows, then one gather in a ``[R, U+1]`` table of per-row counts.
-  Exact because no row has an entry strictly between two consecutive union entries.
+* ``union`` / ``union<k>``: rows that differ (e.g. pt edges per eta bin): one search
+  in the sorted union of all rows (shared, or guided with k steps), then one gather
+  in a ``[R, U+1]`` table of per-row counts. Exact because no row has an entry
+  strictly between two consecutive union entries.
 * ``rows``: a per-row binary search (log2(E) gathers), when the union table would be
   too large.
 """
@@ -112,7 +113,9 @@ def _guide(entries: np.ndarray):
         ends = low + (np.arange(cells) + 1.5) / scale
         starts[0], ends[-1] = -np.inf, np.inf
         guide = np.searchsorted(entries, starts, side="left").astype(np.int32)
-        steps = int((np.searchsorted(entries, ends, side="left") - guide).max())
+        reach = np.searchsorted(entries, ends, side="left")
+        reach[-1] = entries.size  # x = +inf counts +inf entries too
+        steps = int((reach - guide).max())
         if steps <= _GUIDE_STEPS:
             return guide, low, scale, max(steps, 1)
     return None
@@ -135,7 +138,9 @@ def count(mode: str, params: dict, key: str, row, x, side: str):
         if mode == "union":
             position = count_shared(union, x, side)
         else:
-            guide, low, scale = (params[key + "_union" + k][0] for k in ("_guide", "_low", "_scale"))
+            guide, low, scale = (
+                params[key + "_union" + k][0] for k in ("_guide", "_low", "_scale")
+            )
             position = count_guided(union, x, guide, low, scale, int(mode.removeprefix("union")))
         width = lookup.shape[1]
         return jnp.take(lookup.reshape(-1), row * width + position, mode="clip")
@@ -169,13 +174,21 @@ def plan(params: dict, key: str, side: str = "right") -> tuple[str, dict]:
         spacing = _spacing(table[0])
         if spacing is not None:
             mode, low, scale = spacing
-            return mode, {**shared, key + "_low": np.array([low]), key + "_scale": np.array([scale])}
+            return mode, {
+                **shared,
+                key + "_low": np.array([low]),
+                key + "_scale": np.array([scale]),
+            }
         guided = _guide(table[0])
         if guided is None:
             return "shared", shared
         guide, low, scale, steps = guided
-        return f"guided{steps}", {**shared, key + "_guide": guide[None],
-                                  key + "_low": np.array([low]), key + "_scale": np.array([scale])}
+        return f"guided{steps}", {
+            **shared,
+            key + "_guide": guide[None],
+            key + "_low": np.array([low]),
+            key + "_scale": np.array([scale]),
+        }
     union = np.unique(table)  # sorted; +inf padding collapses into one entry
     if table.shape[0] * (union.size + 1) > _UNION_TABLE_LIMIT:
         return "rows", params
@@ -191,6 +204,11 @@ def plan(params: dict, key: str, side: str = "right") -> tuple[str, dict]:
         return "union", planned
     guide, low, scale, steps = guided
     prefix = key + "_union"
-    planned.update({prefix + "_guide": guide[None], prefix + "_low": np.array([low]),
-                    prefix + "_scale": np.array([scale])})
+    planned.update(
+        {
+            prefix + "_guide": guide[None],
+            prefix + "_low": np.array([low]),
+            prefix + "_scale": np.array([scale]),
+        }
+    )
     return f"union{steps}", planned

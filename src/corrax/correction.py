@@ -14,6 +14,7 @@ from correctionlib import schemav2
 
 from . import _diagnostics, _inputs
 from . import _nodes as nodes
+from ._formula import true_divide
 from ._lowering import lower_correction
 from .errors import InvalidDocumentError
 
@@ -25,15 +26,19 @@ def x64_enabled() -> bool:
     return jnp.result_type(float) == jnp.float64
 
 
-def _to_device(leaf: np.ndarray) -> jax.Array:
-    """A host table as a JAX array of the current default precision.
+def _to_device(path, leaf: np.ndarray) -> jax.Array:
+    """A host table as a JAX array: floats and category keys in the current default
+    precision, index tables (bin counts, lookups) in int32.
 
-    With x64 off, int64 padding values are clipped into int32 rather than wrapped.
+    With x64 off, int64 key padding is clipped into int32 rather than wrapped.
     """
-    if leaf.dtype.kind in "iu" and jnp.result_type(int) == jnp.int32:
+    if leaf.dtype.kind == "f":
+        return jnp.asarray(leaf, dtype=jnp.result_type(float))
+    is_keys = any(getattr(entry, "key", None) == "keys" for entry in path)
+    dtype = jnp.result_type(int) if is_keys else jnp.int32
+    if dtype == jnp.int32:
         info = np.iinfo(np.int32)
         leaf = np.clip(leaf, info.min, info.max)
-    dtype = jnp.result_type(float) if leaf.dtype.kind == "f" else jnp.result_type(int)
     return jnp.asarray(leaf, dtype=dtype)
 
 
@@ -51,7 +56,8 @@ class _Lowered:
         if key not in self._device_params:
             # concrete arrays even when first asked for inside a caller's jit trace
             with jax.ensure_compile_time_eval():
-                self._device_params[key] = jax.tree_util.tree_map(_to_device, self.host_params)
+                tables = jax.tree_util.tree_map_with_path(_to_device, self.host_params)
+            self._device_params.setdefault(key, tables)
         return self._device_params[key]
 
 
@@ -151,7 +157,7 @@ def _run(compiled: Callable, traced: Callable, params: Any, numbers: tuple, on_e
 _COMPOUND_OPS: dict[str, Callable[[Any, Any], Any]] = {
     "+": jnp.add,
     "*": jnp.multiply,
-    "/": jnp.divide,
+    "/": true_divide,
     "last": lambda _, new: new,
 }
 
@@ -181,6 +187,8 @@ class CompoundCorrection:
                     "that the compound does not take"
                 )
             self._input_maps.append(tuple(positions[v.name] for v in corr.inputs))
+        if not self._stack:
+            raise InvalidDocumentError(f"compound correction {model.name!r} has an empty stack")
         self._updates = tuple(positions[name] for name in model.inputs_update)
         for position in self._updates:
             if model.inputs[position].type != "real":
@@ -237,7 +245,7 @@ class CompoundCorrection:
                 value, err = traced(params, numbers)
                 return value, err, jnp.any(err != 0)
 
-            compiled = self._compiled[strings] = jax.jit(checked)
+            compiled = self._compiled.setdefault(strings, jax.jit(checked))
 
         def on_error(err: np.ndarray) -> None:
             first = int(err.reshape(-1)[np.flatnonzero(err)[0]])
@@ -246,7 +254,11 @@ class CompoundCorrection:
             values = _inputs.merged(strings, numbers)
             member_inputs = [values[p] for p in self._input_maps[k]]
             _diagnostics.raise_first_error(
-                self._stack[k].model, member_err, member_inputs, f" (in compound {self.name!r})"
+                self._stack[k].model,
+                member_err,
+                member_inputs,
+                f" (in compound {self.name!r}; the value shown is the compound's input, "
+                "before earlier corrections updated it)",
             )
 
         return _run(compiled, traced, params, numbers, on_error)

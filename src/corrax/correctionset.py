@@ -33,8 +33,8 @@ class _Compounds(Mapping[str, CompoundCorrection]):
     def __getitem__(self, name: str) -> CompoundCorrection:
         if name not in self._models:
             raise _unknown("compound correction", name, list(self._models))
-        if name not in self._cache:
-            self._cache[name] = CompoundCorrection(self._models[name], self._cset._all())
+        if name not in self._cache:  # setdefault: one object even if two threads race
+            self._cache.setdefault(name, CompoundCorrection(self._models[name], self._cset._all()))
         return self._cache[name]
 
     def __iter__(self) -> Iterator[str]:
@@ -48,12 +48,12 @@ class CorrectionSet(Mapping[str, Correction]):
     """A set of corrections, read like ``correctionlib.CorrectionSet``.
 
     Build it with ``from_file`` (``.json`` or ``.json.gz``), ``from_string``, or
-    directly from a ``correctionlib.schemav2.CorrectionSet`` or a plain dict. The
+    directly from a ``correctionlib.schemav2.CorrectionSet``, a plain dict or a path. The
     document is validated with correctionlib's schema; each correction is lowered to
     JAX the first time it is evaluated, and the lowering is cached.
     """
 
-    def __init__(self, source: schemav2.CorrectionSet | dict[str, Any]):
+    def __init__(self, source: schemav2.CorrectionSet | dict[str, Any] | str | os.PathLike[str]):
         self._model = _document.load(source)
         self._models = {c.name: c for c in self._model.corrections}
         self._corrections: dict[str, Correction] = {}
@@ -85,8 +85,8 @@ class CorrectionSet(Mapping[str, Correction]):
     def __getitem__(self, name: str) -> Correction:
         if name not in self._models:
             raise _unknown("correction", name, list(self._models))
-        if name not in self._corrections:
-            self._corrections[name] = Correction(self._models[name])
+        if name not in self._corrections:  # setdefault: one object even if threads race
+            self._corrections.setdefault(name, Correction(self._models[name]))
         return self._corrections[name]
 
     def _all(self) -> dict[str, Correction]:

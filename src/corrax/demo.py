@@ -1,7 +1,7 @@
 """``python -m corrax.demo [FILE]``: load a correction, evaluate it, jit it, differentiate it.
 
-With the CMS JEC file (``JME__2018_UL__jet_jerc.json.gz``, found beside the
-repository in ``../shared/data/corrections`` or given as FILE) it runs the real
+With the CMS JEC file (``JME__2018_UL__jet_jerc.json.gz``, found as
+``../shared/data/corrections/...`` from the current directory, or given as FILE) it runs the real
 L1L2L3Res compound. Without it, it runs an embedded JEC-like document of the same
 structure (an eta binning of per-bin pt formulas, chained like L1 → L2 → L3).
 Values are compared with correctionlib, which computes the same in C++.
@@ -28,23 +28,50 @@ JEC_COMPOUND = "Summer19UL18_V5_MC_L1L2L3Res_AK4PFchs"
 def embedded_document() -> dict:
     """A small JEC-like correction set: per-eta-bin formulas, chained by a compound."""
     inputs = [{"name": "JetEta", "type": "real"}, {"name": "JetPt", "type": "real"}]
-    generic = [{"nodetype": "formula", "expression": "[0]+[1]/(pow(log10(x),2)+[2])",
-                "parser": "TFormula", "variables": ["JetPt"]}]
+    generic = [
+        {
+            "nodetype": "formula",
+            "expression": "[0]+[1]/(pow(log10(x),2)+[2])",
+            "parser": "TFormula",
+            "variables": ["JetPt"],
+        }
+    ]
     eta_edges = [-5.0, -3.0, -1.5, 0.0, 1.5, 3.0, 5.0]
 
     def level(name: str, scale: float) -> dict:
-        refs = [{"nodetype": "formularef", "index": 0,
-                 "parameters": [1.0 + scale * i, 0.8 * scale, 2.0 + 0.1 * i]}
-                for i in range(len(eta_edges) - 1)]
-        return {"name": name, "version": 1, "inputs": inputs, "generic_formulas": generic,
-                "output": {"name": "factor", "type": "real"},
-                "data": {"nodetype": "binning", "input": "JetEta", "edges": eta_edges,
-                         "content": refs, "flow": "clamp"}}
+        refs = [
+            {
+                "nodetype": "formularef",
+                "index": 0,
+                "parameters": [1.0 + scale * i, 0.8 * scale, 2.0 + 0.1 * i],
+            }
+            for i in range(len(eta_edges) - 1)
+        ]
+        return {
+            "name": name,
+            "version": 1,
+            "inputs": inputs,
+            "generic_formulas": generic,
+            "output": {"name": "factor", "type": "real"},
+            "data": {
+                "nodetype": "binning",
+                "input": "JetEta",
+                "edges": eta_edges,
+                "content": refs,
+                "flow": "clamp",
+            },
+        }
 
     corrections = [level("L1", 0.01), level("L2", 0.02), level("L3", -0.005)]
-    compound = {"name": "L1L2L3", "inputs": inputs, "output": {"name": "f", "type": "real"},
-                "inputs_update": ["JetPt"], "input_op": "*", "output_op": "*",
-                "stack": ["L1", "L2", "L3"]}
+    compound = {
+        "name": "L1L2L3",
+        "inputs": inputs,
+        "output": {"name": "f", "type": "real"},
+        "inputs_update": ["JetPt"],
+        "input_op": "*",
+        "output_op": "*",
+        "stack": ["L1", "L2", "L3"],
+    }
     return {"schema_version": 2, "corrections": corrections, "compound_corrections": [compound]}
 
 
@@ -56,7 +83,10 @@ def main(argv: list[str]) -> int:
     eta, pt = rng.uniform(-4.7, 4.7, n), rng.exponential(60.0, n) + 15.0
     if path.exists():
         print(f"Reading {path}")
-        cset, reference = corrax.CorrectionSet.from_file(path), correctionlib.CorrectionSet.from_file(str(path))
+        cset, reference = (
+            corrax.CorrectionSet.from_file(path),
+            correctionlib.CorrectionSet.from_file(str(path)),
+        )
         name = JEC_COMPOUND
         area, rho = rng.uniform(0.3, 0.7, n), rng.uniform(0.0, 40.0, n)
         args: tuple = (area, eta, pt, rho)
@@ -73,8 +103,10 @@ def main(argv: list[str]) -> int:
     factor = compound.evaluate(*args)
     expected = reference.compound[name].evaluate(*args)
     print(f"\n{n} jets: factor[:4] = {np.asarray(factor[:4])}")
-    print(f"max |corrax - correctionlib| / correctionlib = "
-          f"{np.max(np.abs(np.asarray(factor) - expected) / np.abs(expected)):.2e}")
+    print(
+        f"max |corrax - correctionlib| / correctionlib = "
+        f"{np.max(np.abs(np.asarray(factor) - expected) / np.abs(expected)):.2e}"
+    )
 
     def corrected_pt(pt_raw, jets=slice(None)):
         full = [a[jets] for a in args]
@@ -87,7 +119,9 @@ def main(argv: list[str]) -> int:
     first = time.perf_counter() - start
     start = time.perf_counter()
     jitted(jnp.asarray(pt)).block_until_ready()
-    print(f"\njit: first call (trace + compile) {first:.2f} s, then {1e3 * (time.perf_counter() - start):.1f} ms")
+    print(
+        f"\njit: first call (trace + compile) {first:.2f} s, then {1e3 * (time.perf_counter() - start):.1f} ms"
+    )
 
     grad = jax.jit(jax.grad(lambda p: corrected_pt(p).sum()))(jnp.asarray(pt))
     first_jets = jnp.asarray(pt[:4])
