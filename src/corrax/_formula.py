@@ -22,6 +22,7 @@ import jax.scipy.special
 import numpy as np
 from correctionlib import _core
 
+from . import _relax
 from .errors import InvalidDocumentError
 
 _Ast = _core.FormulaAst
@@ -204,15 +205,52 @@ def remap_slots(tree: tuple, remap: dict[int, int]) -> tuple:
     return ("binary", tree[1], remap_slots(tree[2], remap), remap_slots(tree[3], remap))
 
 
-def evaluate_tree(tree: tuple, variables: Sequence, slots: Sequence):
-    """Evaluate a template tree; ``variables[i]`` is input i, ``slots[k]`` slot k."""
+_COMPARISONS = ("GREATER", "LESS", "GREATEREQ", "LESSEQ")
+_LOGIC = ("LOGICALAND", "LOGICALOR")
+
+
+def evaluate_tree(tree: tuple, variables: Sequence, slots: Sequence, relax=None):
+    """Evaluate a template tree; ``variables[i]`` is input i, ``slots[k]`` slot k.
+
+    ``relax``: a ``_relax.Relaxation`` whose ``formula_width`` relaxes comparisons
+    (and ``&&``/``||`` of comparisons); None or exact keeps C++ semantics.
+    """
+    return _evaluate(tree, variables, slots, relax)[0]
+
+
+def _evaluate(tree, variables, slots, relax):
+    """(value, exact value, soft truth value or None) of a subtree.
+
+    ``exact`` is None where it equals the value. A relaxed comparison has a soft truth value in
+    [0, 1]; ``&&``/``||`` of two of them combine the soft values; everything else
+    computes on the (possibly relaxed) values of its operands.
+    """
     kind = tree[0]
     if kind == "slot":
-        return slots[tree[1]]
+        return slots[tree[1]], None, None
     if kind == "var":
-        return variables[tree[1]]
+        return variables[tree[1]], None, None
     if kind == "unary":
-        return _UNARY_OPS[tree[1]](evaluate_tree(tree[2], variables, slots))
-    left = evaluate_tree(tree[2], variables, slots)
-    right = evaluate_tree(tree[3], variables, slots)
-    return _BINARY_OPS[tree[1]](left, right)
+        value, exact, _ = _evaluate(tree[2], variables, slots, relax)
+        function = _UNARY_OPS[tree[1]]
+        if exact is None or exact is value:
+            return function(value), None, None
+        return function(value), function(exact), None
+    op = tree[1]
+    left, exact_left, soft_left = _evaluate(tree[2], variables, slots, relax)
+    right, exact_right, soft_right = _evaluate(tree[3], variables, slots, relax)
+    function = _BINARY_OPS[op]
+    width = None if relax is None or relax.mode == "exact" else relax.formula_width
+    if width is None:
+        return function(left, right), None, None
+    exact_left = left if exact_left is None else exact_left
+    exact_right = right if exact_right is None else exact_right
+    exact = function(exact_left, exact_right)
+    if op in _COMPARISONS:
+        soft = _relax.soft_compare(op, left, right, width)
+    elif op in _LOGIC and soft_left is not None and soft_right is not None:
+        soft = _relax.soft_logic(op, soft_left, soft_right)
+    else:
+        return function(left, right), exact, None
+    value = soft if relax.mode == "smooth" else _relax.straight_through(exact, soft)
+    return value, exact, soft

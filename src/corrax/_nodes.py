@@ -22,6 +22,7 @@ fail, else an int32 array, 0 where fine, else an error code (see ``error_code``)
 
 from __future__ import annotations
 
+import itertools
 from dataclasses import dataclass
 from typing import Any
 
@@ -29,7 +30,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from . import _formula, _search
+from . import _formula, _relax, _search
 from ._formula import true_divide
 from ._hashprng import hashprng
 
@@ -101,6 +102,7 @@ class Context:
 
     inputs: tuple
     live: Any = None
+    relax: _relax.Relaxation = _relax.EXACT
 
     def real(self, index: int):
         x = self.inputs[index]
@@ -117,12 +119,12 @@ class Context:
 
     def restricted(self, mask) -> Context:
         live = mask if self.live is None else (self.live & mask)
-        return Context(self.inputs, live)
+        return Context(self.inputs, live, self.relax)
 
     def replaced(self, index: int, value) -> Context:
         inputs = list(self.inputs)
         inputs[index] = value
-        return Context(tuple(inputs), self.live)
+        return Context(tuple(inputs), self.live, self.relax)
 
 
 class Node:
@@ -176,7 +178,7 @@ class Formula(Node):
         variables = [
             None if ctx.inputs[i] is None else ctx.guard(ctx.real(i)) for i in range(n_inputs)
         ]
-        return _formula.evaluate_tree(self.tree, variables, slot_list), None
+        return _formula.evaluate_tree(self.tree, variables, slot_list, ctx.relax), None
 
     def optimized(self, params):
         """One column per distinct slot: equal columns merge (so XLA evaluates a repeated
@@ -376,6 +378,10 @@ class EdgesAxis:
     def nbins(self, params, row):
         return take(params["nbins"], row)
 
+    def edge(self, params, row, index):
+        """Edge ``index`` (per element) of each element's binning."""
+        return _take2(params["edges"], row, index)
+
 
 @dataclass(frozen=True)
 class UniformAxis:
@@ -402,6 +408,10 @@ class UniformAxis:
     def nbins(self, params, row):
         return take(params["nbins"], row)
 
+    def edge(self, params, row, index):
+        low, high = take(params["low"], row), take(params["high"], row)
+        return low + index * ((high - low) / take(params["nbins"], row))
+
 
 @dataclass(frozen=True)
 class Binning(Node):
@@ -422,6 +432,7 @@ class Binning(Node):
 
     def evaluate(self, params, ctx, row):
         flat_index = total = err = outside = top = settled = invalid = None
+        located = []  # (axis, params, bin index, nbins) for relaxed evaluation
         for axis, axis_params in zip(self.axes, params["axes"], strict=True):
             where = axis.locate(axis_params, ctx, row, self.flow == "wrap")
             nbins = axis.nbins(axis_params, row)
@@ -450,6 +461,7 @@ class Binning(Node):
                 settled = out if settled is None else (settled | out)
             flat_index = index if flat_index is None else flat_index * nbins + index
             total = nbins if total is None else total * nbins
+            located.append((axis, axis_params, index, nbins))
             if isinstance(axis, UniformAxis) and len(self.axes) > 1:
                 # correctionlib turns NaN into a huge index here and fails on it, unless
                 # another axis settles the element first (see README)
@@ -465,6 +477,8 @@ class Binning(Node):
                 flat_index = jnp.where(top, total - 1, flat_index)
         inside_ctx = ctx if self.flow == "clamp" else ctx.restricted(~outside)
         inside = self.content.evaluate_at(params["content"], inside_ctx, row, flat_index)
+        if any(ctx.relax.relaxes(axis.input) for axis, *_ in located):
+            inside = (self._relaxed(params, inside_ctx, row, located, inside[0]), inside[1])
         if self.default is None:
             value, child_err = inside
             if top is not None and len(self.axes) == 1:  # Binning: a 0.0 placeholder
@@ -474,6 +488,37 @@ class Binning(Node):
         fallback = self.default.evaluate(params["default"], ctx.restricted(outside), row)
         value, selected_err = _select(outside, fallback, inside)
         return value, combine_errors(invalid, selected_err)
+
+    def _relaxed(self, params, ctx, row, located, exact):
+        """The relaxed value inside the range (see ``_relax``)."""
+        relax = ctx.relax
+        per_axis = []
+        for axis, axis_params, index, nbins in located:
+            if not relax.relaxes(axis.input):
+                per_axis.append([(index, 1.0)])
+                continue
+            x = ctx.guard(ctx.real(axis.input))
+
+            def edge(j, axis=axis, axis_params=axis_params):
+                return axis.edge(axis_params, row, j)
+
+            if relax.mode == "smooth":
+                width = relax.width(axis.input)
+                points = _relax.smooth_points(x, index, nbins, edge, width, self.flow == "clamp")
+            else:
+                points = _relax.linear_points(x, index, nbins, edge)
+            per_axis.append(points)
+        surrogate = 0.0
+        for combination in itertools.product(*per_axis):
+            flat, weight = None, 1.0
+            for (index, w), (_, _, _, nbins) in zip(combination, located, strict=True):
+                flat = index if flat is None else flat * nbins + index
+                weight = weight * w
+            value, _ = self.content.evaluate_at(params["content"], ctx, row, flat)
+            surrogate = surrogate + weight * value
+        if relax.mode == "smooth":
+            return surrogate
+        return _relax.straight_through(exact, surrogate)
 
     def optimized(self, params):
         content, content_params = self.content.optimized(params["content"])
@@ -534,14 +579,16 @@ class IntCategory(Node):
         return IntCategory(self.input, content, default, mode), new_params
 
 
-def evaluate_root(node: Node, params: Params, inputs: tuple):
+def evaluate_root(
+    node: Node, params: Params, inputs: tuple, relax: _relax.Relaxation = _relax.EXACT
+):
     """Evaluate a lowered correction: returns (value, err) of the inputs' broadcast shape.
 
     Elements with an error get NaN (err says which); see ``decode_error``.
     """
     shape = jnp.broadcast_shapes(*(jnp.shape(x) for x in inputs if x is not None))
     inputs = tuple(None if x is None else jnp.broadcast_to(x, shape) for x in inputs)
-    value, err = node.evaluate(params, Context(inputs), None)
+    value, err = node.evaluate(params, Context(inputs, None, relax), None)
     dtype = jnp.result_type(float)
     value = jnp.broadcast_to(jnp.asarray(value, dtype=dtype), shape)
     if err is None:

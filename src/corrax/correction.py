@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import functools
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import jax
@@ -16,6 +16,7 @@ from . import _diagnostics, _inputs
 from . import _nodes as nodes
 from ._formula import true_divide
 from ._lowering import lower_correction
+from ._relax import EXACT, MODES, Relaxation
 from .errors import InvalidDocumentError
 
 __all__ = ["CompoundCorrection", "Correction"]
@@ -49,7 +50,14 @@ class _Lowered:
         self.node = node
         self.host_params = host_params
         self._device_params: dict[bool, Any] = {}
-        self.evaluate_jit = jax.jit(functools.partial(_evaluate_checked, node))
+        self._compiled: dict[Relaxation, Callable] = {}
+
+    def compiled(self, relax: Relaxation) -> Callable:
+        """The jitted, error-checking evaluator for these relaxation settings."""
+        if relax not in self._compiled:
+            function = jax.jit(functools.partial(_evaluate_checked, self.node, relax=relax))
+            self._compiled.setdefault(relax, function)
+        return self._compiled[relax]
 
     def params(self) -> Any:
         key = x64_enabled()
@@ -61,8 +69,8 @@ class _Lowered:
         return self._device_params[key]
 
 
-def _evaluate_checked(node: nodes.Node, params: Any, inputs: tuple):
-    value, err = nodes.evaluate_root(node, params, inputs)
+def _evaluate_checked(node: nodes.Node, params: Any, inputs: tuple, relax: Relaxation):
+    value, err = nodes.evaluate_root(node, params, inputs, relax)
     return value, err, jnp.any(err != 0)
 
 
@@ -80,8 +88,9 @@ class Correction:
     elements evaluate to NaN.
     """
 
-    def __init__(self, model: schemav2.Correction):
+    def __init__(self, model: schemav2.Correction, relaxation: Relaxation = EXACT):
         self._model = model
+        self._relaxation = relaxation
         self._lowered: dict[tuple[str | None, ...], _Lowered] = {}
         self._lock = threading.Lock()
 
@@ -110,8 +119,37 @@ class Correction:
         """The validated correctionlib schema-v2 model of this correction."""
         return self._model
 
+    @property
+    def relaxation(self) -> Relaxation:
+        """How lookups are relaxed ("exact" unless made with ``relaxed``)."""
+        return self._relaxation
+
     def __repr__(self) -> str:
-        return f"<corrax.Correction {_inputs.signature(self.name, self._model.inputs)}>"
+        mode = "" if self._relaxation.mode == "exact" else f" ({self._relaxation.mode})"
+        return f"<corrax.Correction {_inputs.signature(self.name, self._model.inputs)}{mode}>"
+
+    def relaxed(
+        self,
+        mode: str,
+        widths: Mapping[str, float] | None = None,
+        inputs: Sequence[str] | None = None,
+        formula_width: float | None = None,
+    ) -> Correction:
+        """A copy whose lookups have useful gradients (see the README, "Gradients").
+
+        ``mode``: "straight_through" (exact values, derivatives of the interpolation
+        between bin centres), "smooth" (smooth values; ``widths`` gives the sigmoid
+        width per relaxed input, in that input's units) or "exact".
+        ``inputs``: the real inputs to relax in straight-through mode (default: all).
+        ``formula_width``: also relax comparisons inside formulas, with this width.
+        The copy shares this correction's lowered tables.
+        """
+        relaxation = make_relaxation(
+            self.name, self._model.inputs, mode, widths, inputs, formula_width
+        )
+        copy = Correction(self._model, relaxation)
+        copy._lowered, copy._lock = self._lowered, self._lock
+        return copy
 
     def lowered(self, strings: tuple[str | None, ...]) -> _Lowered:
         """The lowering for these string input values (cached)."""
@@ -128,14 +166,50 @@ class Correction:
         strings, numbers = _inputs.split_inputs(self.name, self._model.inputs, args)
         lowered = self.lowered(strings)
         return _run(
-            lowered.evaluate_jit,
-            functools.partial(nodes.evaluate_root, lowered.node),
+            lowered.compiled(self._relaxation),
+            functools.partial(nodes.evaluate_root, lowered.node, relax=self._relaxation),
             lowered.params(),
             numbers,
             lambda err: _diagnostics.raise_first_error(
                 self._model, err, _inputs.merged(strings, numbers)
             ),
         )
+
+
+def make_relaxation(
+    name: str,
+    variables: Sequence[schemav2.Variable],
+    mode: str,
+    widths: Mapping[str, float] | None,
+    inputs: Sequence[str] | None,
+    formula_width: float | None,
+) -> Relaxation:
+    """Check ``Correction.relaxed``'s arguments and build the static settings."""
+    if mode not in MODES:
+        raise ValueError(f"correction {name!r}: relaxation mode {mode!r} is not one of {MODES}")
+    index = {v.name: i for i, v in enumerate(variables)}
+    real = [v.name for v in variables if v.type == "real"]
+    for value, what in [
+        (formula_width, "formula_width"),
+        *((w, f"width of {n!r}") for n, w in (widths or {}).items()),
+    ]:
+        if value is not None and not (value > 0 and np.isfinite(value)):
+            raise ValueError(f"correction {name!r}: {what} must be positive, got {value!r}")
+    if mode == "smooth":
+        if not widths:
+            raise ValueError(
+                f"correction {name!r}: smooth relaxation needs widths, e.g. widths={{{real[0]!r}: 1.0}}"
+                if real
+                else f"correction {name!r} has no real input to relax"
+            )
+        names = list(widths)
+    else:
+        names = list(inputs) if inputs is not None else (real if mode != "exact" else [])
+    unknown = [n for n in names if n not in real]
+    if unknown:
+        raise ValueError(f"correction {name!r}: cannot relax {unknown}: real inputs are {real}")
+    settings = tuple((index[n], float(widths[n]) if mode == "smooth" else None) for n in names)
+    return Relaxation(mode, settings, None if formula_width is None else float(formula_width))
 
 
 def _run(compiled: Callable, traced: Callable, params: Any, numbers: tuple, on_error: Callable):
