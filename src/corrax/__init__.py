@@ -12,6 +12,7 @@ corrax never changes JAX's global configuration. For values equal to correctionl
 
 from __future__ import annotations
 
+from .bound import BoundCorrection
 from .correction import CompoundCorrection, Correction
 from .correctionset import CorrectionSet
 from .errors import (
@@ -26,6 +27,7 @@ from .errors import (
 __version__ = "0.1.0"
 
 __all__ = [
+    "BoundCorrection",
     "CompoundCorrection",
     "CorraxError",
     "Correction",

@@ -228,9 +228,12 @@ class Lowerer:
 
 
 def lower_correction(
-    correction: schemav2.Correction, strings: dict[int, str]
+    correction: schemav2.Correction, strings: dict[int, str], fast: bool = True
 ) -> tuple[nodes.Node, Any]:
-    """Lower a whole correction; returns the root node and its params (leading axis 1)."""
+    """Lower a whole correction; returns the root node and its params (leading axis 1).
+
+    ``fast``: see ``_nodes.Node.optimized``.
+    """
     structure, params = Lowerer(correction, strings).lower(correction.data)
     params = jax.tree_util.tree_map(lambda a: np.asarray(a)[None], params)
-    return structure.optimized(params)
+    return structure.optimized(params, fast)

@@ -133,8 +133,13 @@ class Node:
     def evaluate(self, params: Params, ctx: Context, row):  # pragma: no cover - abstract
         raise NotImplementedError
 
-    def optimized(self, params: Params) -> tuple[Node, Params]:
-        """A faster equivalent structure for these final (stacked) params."""
+    def optimized(self, params: Params, fast: bool = True) -> tuple[Node, Params]:
+        """An equivalent structure for these final (stacked) params.
+
+        ``fast``: layouts derived from the numbers (search tables, merged formula
+        columns). Without it every number stays its own table entry and searches use
+        the numbers directly, so that the params can be differentiated and replaced.
+        """
         return self, params
 
 
@@ -180,10 +185,12 @@ class Formula(Node):
         ]
         return _formula.evaluate_tree(self.tree, variables, slot_list, ctx.relax), None
 
-    def optimized(self, params):
+    def optimized(self, params, fast=True):
         """One column per distinct slot: equal columns merge (so XLA evaluates a repeated
         subexpression such as the JEC's ``log10(max(min(x,[1]),[0]))`` once), and a
         column equal in every instance keeps one row (no gather)."""
+        if not fast:
+            return self, params
         table = np.asarray(params["slots"])
         columns: list[np.ndarray] = []
         remap: dict[int, int] = {}
@@ -245,9 +252,9 @@ class Transform(Node):
         )
         return value, combine_errors(rule_err, content_err)
 
-    def optimized(self, params):
-        rule, rule_params = self.rule.optimized(params["rule"])
-        content, content_params = self.content.optimized(params["content"])
+    def optimized(self, params, fast=True):
+        rule, rule_params = self.rule.optimized(params["rule"], fast)
+        content, content_params = self.content.optimized(params["content"], fast)
         return Transform(self.input, rule, content), {
             "rule": rule_params,
             "content": content_params,
@@ -283,11 +290,11 @@ class Children(Node):
             result = branch if result is None else _select(selected, branch, result)
         return result
 
-    def optimized(self, params):
+    def optimized(self, params, fast=True):
         groups, members = [], []
         for node, member_params in zip(self.groups, params["members"], strict=True):
             n_rows, width = _n_rows(member_params), _width(member_params)
-            node_opt, flat = node.optimized(flatten_instances(member_params))
+            node_opt, flat = node.optimized(flatten_instances(member_params), fast)
             groups.append(node_opt)
             members.append(
                 jax.tree_util.tree_map(lambda a, r=n_rows, w=width: _unflatten(a, r, w), flat)
@@ -520,13 +527,13 @@ class Binning(Node):
             return surrogate
         return _relax.straight_through(exact, surrogate)
 
-    def optimized(self, params):
-        content, content_params = self.content.optimized(params["content"])
+    def optimized(self, params, fast=True):
+        content, content_params = self.content.optimized(params["content"], fast)
         new_params = {**params, "content": content_params}
         axes, axes_params = [], []
         for axis, axis_params in zip(self.axes, params["axes"], strict=True):
             if isinstance(axis, EdgesAxis):
-                mode, planned = _search.plan(axis_params, "edges")
+                mode, planned = _search.plan(axis_params, "edges", fast=fast)
                 axes.append(EdgesAxis(axis.input, mode))
                 axes_params.append(planned)
             else:
@@ -535,7 +542,7 @@ class Binning(Node):
         new_params["axes"] = tuple(axes_params)
         default = self.default
         if default is not None:
-            default, new_params["default"] = default.optimized(params["default"])
+            default, new_params["default"] = default.optimized(params["default"], fast)
         return Binning(tuple(axes), self.flow, content, default), new_params
 
 
@@ -570,12 +577,14 @@ class IntCategory(Node):
         fallback = self.default.evaluate(params["default"], ctx.restricted(~found), row)
         return _select(found, inside, fallback)
 
-    def optimized(self, params):
-        content, content_params = self.content.optimized(params["content"])
-        mode, new_params = _search.plan({**params, "content": content_params}, "keys", "left")
+    def optimized(self, params, fast=True):
+        content, content_params = self.content.optimized(params["content"], fast)
+        mode, new_params = _search.plan(
+            {**params, "content": content_params}, "keys", "left", fast=fast
+        )
         default = self.default
         if default is not None:
-            default, new_params["default"] = default.optimized(params["default"])
+            default, new_params["default"] = default.optimized(params["default"], fast)
         return IntCategory(self.input, content, default, mode), new_params
 
 

@@ -164,9 +164,15 @@ def _spacing(edges: np.ndarray) -> tuple[str, float, float] | None:
     return None
 
 
-def plan(params: dict, key: str, side: str = "right") -> tuple[str, dict]:
-    """Choose the layout for the host table ``params[key]`` (``[R, E]``, sorted rows)."""
+def plan(params: dict, key: str, side: str = "right", fast: bool = True) -> tuple[str, dict]:
+    """Choose the layout for the host table ``params[key]`` (``[R, E]``, sorted rows).
+
+    Without ``fast``, only layouts that read the table itself (so that it can change
+    after lowering, e.g. edges being fitted): ``shared`` for one row, else ``rows``.
+    """
     table = np.asarray(params[key])
+    if not fast:
+        return ("shared" if table.shape[0] == 1 else "rows"), params
     if table.shape[0] == 1 or (table == table[:1]).all():
         shared = {**params, key: table[:1]}
         if side != "right" or table.dtype.kind != "f" or table.shape[1] <= COMPARE_LIMIT:

@@ -14,10 +14,12 @@ from correctionlib import schemav2
 
 from . import _diagnostics, _inputs
 from . import _nodes as nodes
+from ._device import to_device
 from ._formula import true_divide
 from ._lowering import lower_correction
 from ._relax import EXACT, MODES, Relaxation
-from .errors import InvalidDocumentError
+from .bound import BoundCorrection
+from .errors import InvalidDocumentError, InvalidInputError
 
 __all__ = ["CompoundCorrection", "Correction"]
 
@@ -25,22 +27,6 @@ __all__ = ["CompoundCorrection", "Correction"]
 def x64_enabled() -> bool:
     """Whether JAX currently computes in 64 bits (``jax_enable_x64``, maybe in a context)."""
     return jnp.result_type(float) == jnp.float64
-
-
-def _to_device(path, leaf: np.ndarray) -> jax.Array:
-    """A host table as a JAX array: floats and category keys in the current default
-    precision, index tables (bin counts, lookups) in int32.
-
-    With x64 off, int64 key padding is clipped into int32 rather than wrapped.
-    """
-    if leaf.dtype.kind == "f":
-        return jnp.asarray(leaf, dtype=jnp.result_type(float))
-    is_keys = any(getattr(entry, "key", None) == "keys" for entry in path)
-    dtype = jnp.result_type(int) if is_keys else jnp.int32
-    if dtype == jnp.int32:
-        info = np.iinfo(np.int32)
-        leaf = np.clip(leaf, info.min, info.max)
-    return jnp.asarray(leaf, dtype=dtype)
 
 
 class _Lowered:
@@ -64,7 +50,7 @@ class _Lowered:
         if key not in self._device_params:
             # concrete arrays even when first asked for inside a caller's jit trace
             with jax.ensure_compile_time_eval():
-                tables = jax.tree_util.tree_map_with_path(_to_device, self.host_params)
+                tables = jax.tree_util.tree_map_with_path(to_device, self.host_params)
             self._device_params.setdefault(key, tables)
         return self._device_params[key]
 
@@ -160,6 +146,24 @@ class Correction:
                 lowered = _Lowered(*lower_correction(self._model, by_index))
                 self._lowered[strings] = lowered
         return lowered
+
+    def bind(self, *strings: str) -> BoundCorrection:
+        """This correction with its string inputs fixed (in input order), as a pytree
+        whose leaves are its numbers: see ``corrax.BoundCorrection``."""
+        names = [v.name for v in self._model.inputs if v.type == "string"]
+        if len(strings) != len(names):
+            raise InvalidInputError(
+                f"correction {self.name!r}: bind takes its string inputs {names}, "
+                f"got {len(strings)} values"
+            )
+        values = iter(strings)
+        key = tuple(next(values) if v.type == "string" else None for v in self._model.inputs)
+        for variable, value in zip(self._model.inputs, key, strict=True):
+            if variable.type == "string" and not isinstance(value, str):
+                raise InvalidInputError(
+                    f"correction {self.name!r}: input {variable.name!r} takes a str, got {value!r}"
+                )
+        return BoundCorrection.build(self, key)
 
     def evaluate(self, *args: Any) -> jax.Array:
         """Evaluate the correction; see the class docstring for inputs and errors."""
