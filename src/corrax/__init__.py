@@ -23,6 +23,8 @@ from .errors import (
     OutOfBoundsError,
     UnknownCorrectionError,
 )
+from .nuisance import NuisanceCorrection
+from .uncertainty import propagate
 
 __version__ = "0.1.0"
 
@@ -35,7 +37,9 @@ __all__ = [
     "InvalidDocumentError",
     "InvalidInputError",
     "MissingCategoryError",
+    "NuisanceCorrection",
     "OutOfBoundsError",
     "UnknownCorrectionError",
     "__version__",
+    "propagate",
 ]

@@ -55,7 +55,8 @@ def _ranges(correction: schemav2.Correction, input_name: str) -> set[tuple[float
     return ranges
 
 
-def _keys(correction: schemav2.Correction, input_name: str) -> list[int | str]:
+def category_keys(correction: schemav2.Correction, input_name: str) -> list[int | str]:
+    """Every key of every Category on this input, sorted."""
     keys: set[int | str] = set()
     for node in _walk(correction.data):
         if isinstance(node, schemav2.Category) and node.input == input_name:
@@ -80,7 +81,7 @@ def raise_first_error(
     shown = repr(value) if isinstance(value, str) else repr(np.asarray(value).item())
     prefix = f"correction {correction.name!r}{context}: input {variable.name!r} = {shown}"
     if kind == nodes.MISSING_KEY:
-        keys = _keys(correction, variable.name)
+        keys = category_keys(correction, variable.name)
         shown = ", ".join(map(str, keys[:_MAX_KEYS_SHOWN])) + (
             " ..." if len(keys) > _MAX_KEYS_SHOWN else ""
         )

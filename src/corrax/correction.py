@@ -20,6 +20,7 @@ from ._lowering import lower_correction
 from ._relax import EXACT, MODES, Relaxation
 from .bound import BoundCorrection
 from .errors import InvalidDocumentError, InvalidInputError
+from .nuisance import NuisanceCorrection
 
 __all__ = ["CompoundCorrection", "Correction"]
 
@@ -146,6 +147,21 @@ class Correction:
                 lowered = _Lowered(*lower_correction(self._model, by_index))
                 self._lowered[strings] = lowered
         return lowered
+
+    def nuisance(
+        self,
+        input: str,
+        *,
+        nominal: str | float | None = None,
+        up: str | None = None,
+        down: str | None = None,
+        family: str | None = None,
+        interpolation: str = "linear",
+    ) -> NuisanceCorrection:
+        """The string systematic ``input`` as a continuous nuisance parameter θ
+        (θ = 0 nominal, ±1 up/down); see ``corrax.NuisanceCorrection``. Keys are
+        detected among the CMS spellings unless given."""
+        return NuisanceCorrection(self, input, nominal, up, down, family, interpolation)
 
     def bind(self, *strings: str) -> BoundCorrection:
         """This correction with its string inputs fixed (in input order), as a pytree
