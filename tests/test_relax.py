@@ -169,3 +169,22 @@ def test_real_muon_scale_factor_straight_through():
     )
     grad = jax.grad(lambda p: relaxed.evaluate("2018_UL", eta, p, "sf").sum())(pt)
     assert np.abs(grad).max() > 0  # the scale factor's pt dependence is felt
+
+
+def test_a_whole_set_relaxes():
+    doc = document(binning("x", EDGES, CONTENT), variables(("x", REAL)))
+    doc["corrections"].append(
+        {
+            "name": "other",
+            "version": 1,
+            "inputs": variables(("y", REAL)),
+            "output": {"name": "o", "type": "real"},
+            "data": formula("(x>1)*2", ["y"]),
+        }
+    )
+    cset = corrax.CorrectionSet(doc).relaxed("smooth", widths={"x": 0.2}, formula_width=0.1)
+    assert cset["c"].relaxation.mode == "smooth"
+    np.testing.assert_allclose(cset["other"].evaluate(1.0), 1.0)  # 2 * sigmoid(0)
+    st = corrax.CorrectionSet(doc).relaxed("straight_through")
+    np.testing.assert_array_equal(st["c"].evaluate(X), sf().evaluate(X))
+    assert float(jax.grad(st["c"].evaluate)(1.5)) != 0.0

@@ -216,13 +216,13 @@ def make_relaxation(
         if value is not None and not (value > 0 and np.isfinite(value)):
             raise ValueError(f"correction {name!r}: {what} must be positive, got {value!r}")
     if mode == "smooth":
-        if not widths:
+        if not widths and formula_width is None:
             raise ValueError(
                 f"correction {name!r}: smooth relaxation needs widths, e.g. widths={{{real[0]!r}: 1.0}}"
                 if real
                 else f"correction {name!r} has no real input to relax"
             )
-        names = list(widths)
+        names = list(widths or {})
     else:
         names = list(inputs) if inputs is not None else (real if mode != "exact" else [])
     unknown = [n for n in names if n not in real]

@@ -57,7 +57,24 @@ class CorrectionSet(Mapping[str, Correction]):
         self._model = _document.load(source)
         self._models = {c.name: c for c in self._model.corrections}
         self._corrections: dict[str, Correction] = {}
+        self._relax: tuple[str, dict[str, float], float | None] | None = None
         self.compound: Mapping[str, CompoundCorrection] = _Compounds(self)
+
+    def relaxed(
+        self,
+        mode: str,
+        widths: Mapping[str, float] | None = None,
+        formula_width: float | None = None,
+    ) -> CorrectionSet:
+        """The same set with every correction relaxed (see ``Correction.relaxed``).
+
+        Straight-through relaxes every real input; smooth relaxes the inputs named in
+        ``widths`` (by input name, shared by all corrections that have such an input).
+        Compound corrections stay exact.
+        """
+        copy = CorrectionSet(self._model)
+        copy._relax = (mode, dict(widths or {}), formula_width)
+        return copy
 
     @classmethod
     def from_file(cls, path: str | os.PathLike[str]) -> CorrectionSet:
@@ -86,8 +103,20 @@ class CorrectionSet(Mapping[str, Correction]):
         if name not in self._models:
             raise _unknown("correction", name, list(self._models))
         if name not in self._corrections:  # setdefault: one object even if threads race
-            self._corrections.setdefault(name, Correction(self._models[name]))
+            self._corrections.setdefault(name, self._relaxed(Correction(self._models[name])))
         return self._corrections[name]
+
+    def _relaxed(self, correction: Correction) -> Correction:
+        if self._relax is None:
+            return correction
+        mode, widths, formula_width = self._relax
+        if mode != "smooth":
+            return correction.relaxed(mode, formula_width=formula_width)
+        real = {v.name for v in correction.inputs if v.type == "real"}
+        mine = {name: width for name, width in widths.items() if name in real}
+        if not mine and formula_width is None:
+            return correction
+        return correction.relaxed("smooth", widths=mine, formula_width=formula_width)
 
     def _all(self) -> dict[str, Correction]:
         return {name: self[name] for name in self._models}
