@@ -14,6 +14,7 @@ import math
 from typing import Any
 
 import correctionlib
+import jax
 import numpy as np
 from correctionlib import schemav2
 
@@ -166,6 +167,19 @@ def oracle_evaluate(corr: Any, args: list) -> tuple[np.ndarray, np.ndarray]:
         except Exception:  # noqa: BLE001
             failed[i] = True
     return out, failed
+
+
+def jit_evaluate(corr: Any, args: list) -> np.ndarray:
+    """corrax under jax.jit: strings static (closed over), numbers as jit arguments."""
+    numeric = [i for i, a in enumerate(args) if not isinstance(a, str)]
+
+    def call(*numbers):
+        full = list(args)
+        for i, x in zip(numeric, numbers, strict=True):
+            full[i] = x
+        return corr.evaluate(*full)
+
+    return np.asarray(jax.jit(call)(*[args[i] for i in numeric]))
 
 
 def oracle_set(source: Any) -> correctionlib.CorrectionSet:

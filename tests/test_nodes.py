@@ -20,7 +20,7 @@ from documents import (
     uniform,
     variables,
 )
-from oracle import generate_inputs, oracle_evaluate, oracle_set
+from oracle import generate_inputs, jit_evaluate, oracle_evaluate, oracle_set
 
 import corrax
 
@@ -48,15 +48,7 @@ def compare(
     if finite_only:
         args = [a if isinstance(a, str) else np.where(np.isfinite(a), a, 0.5) for a in args]
     want, failed = oracle_evaluate(reference[name], args)
-    numeric = [i for i, a in enumerate(args) if not isinstance(a, str)]
-
-    def call(*numbers):
-        full = list(args)
-        for i, x in zip(numeric, numbers, strict=True):
-            full[i] = x
-        return corr.evaluate(*full)
-
-    got = np.broadcast_to(np.asarray(jax.jit(call)(*[args[i] for i in numeric])), want.shape)
+    got = np.broadcast_to(jit_evaluate(corr, args), want.shape)
     if rtol:
         np.testing.assert_allclose(got[~failed], want[~failed], rtol=rtol, atol=atol)
     else:

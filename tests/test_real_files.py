@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import zlib
 
-import jax
 import numpy as np
 import pytest
 from conftest import real_correction_files, require_shared
@@ -19,6 +18,7 @@ from oracle import (
     NO_SUCH_KEY,
     generate_for,
     generate_inputs,
+    jit_evaluate,
     oracle_evaluate,
     oracle_set,
     string_combinations,
@@ -43,22 +43,9 @@ def _has_formula(correction) -> bool:
     return '"formula' in text
 
 
-def _jit_evaluate(corr, args):
-    """Evaluate under jax.jit, strings static (closed over), numbers as arguments."""
-    numeric = [i for i, a in enumerate(args) if not isinstance(a, str)]
-
-    def call(*numbers):
-        full = list(args)
-        for i, x in zip(numeric, numbers, strict=True):
-            full[i] = x
-        return corr.evaluate(*full)
-
-    return np.asarray(jax.jit(call)(*[args[i] for i in numeric]))
-
-
 def _check(corr, reference, args, exact: bool):
     want, failed = oracle_evaluate(reference, args)
-    got = np.broadcast_to(_jit_evaluate(corr, args), np.shape(want))
+    got = np.broadcast_to(jit_evaluate(corr, args), np.shape(want))
     ok = ~failed
     if exact:
         np.testing.assert_array_equal(got[ok], want[ok], err_msg=corr.name)
@@ -121,7 +108,7 @@ def test_every_compound_equals_correctionlib(path):
         members = [member.model.data for member in compound.stack]
         args = generate_for(compound.inputs, members, (), N_INPUTS, rng, specials=False)
         want, failed = oracle_evaluate(reference.compound[name], args)
-        got = _jit_evaluate(compound, args)
+        got = jit_evaluate(compound, args)
         np.testing.assert_allclose(
             got[~failed], want[~failed], rtol=FORMULA_RTOL, atol=FORMULA_ATOL, err_msg=name
         )
