@@ -37,6 +37,37 @@ def document(
     return doc
 
 
+def correction(name: str, data: Any, inputs: list[dict[str, str]]) -> dict[str, Any]:
+    """One more correction for ``document(..., extra=[...])``."""
+    return {
+        "name": name,
+        "version": 1,
+        "inputs": inputs,
+        "output": {"name": "o", "type": "real"},
+        "data": data,
+    }
+
+
+def compound(
+    name: str,
+    inputs: list[dict[str, str]],
+    stack: list[str],
+    input_op: str = "*",
+    output_op: str = "*",
+    update: tuple[str, ...] = ("x",),
+) -> dict[str, Any]:
+    """A CompoundCorrection for ``document(..., compound=[...])``."""
+    return {
+        "name": name,
+        "inputs": inputs,
+        "output": {"name": "o", "type": "real"},
+        "inputs_update": list(update),
+        "input_op": input_op,
+        "output_op": output_op,
+        "stack": stack,
+    }
+
+
 def text(doc: dict[str, Any]) -> str:
     return json.dumps(doc)
 

@@ -13,6 +13,8 @@ from documents import (
     STRING,
     binning,
     category,
+    compound,
+    correction,
     document,
     formula,
     multibinning,
@@ -220,31 +222,13 @@ def test_compound_every_operation(input_op, output_op):
         variables(("x", REAL)),
         name="a",
         extra=[
-            {
-                "name": "b",
-                "version": 1,
-                "inputs": variables(("x", REAL)),
-                "output": {"name": "o", "type": "real"},
-                "data": second,
-            },
-            {
-                "name": "d",
-                "version": 1,
-                "inputs": variables(("y", REAL), ("x", REAL)),
-                "output": {"name": "o", "type": "real"},
-                "data": third,
-            },
+            correction("b", second, variables(("x", REAL))),
+            correction("d", third, variables(("y", REAL), ("x", REAL))),
         ],
         compound=[
-            {
-                "name": "chain",
-                "inputs": variables(("x", REAL), ("y", REAL)),
-                "output": {"name": "o", "type": "real"},
-                "inputs_update": ["x"],
-                "input_op": input_op,
-                "output_op": output_op,
-                "stack": ["a", "b", "d"],
-            }
+            compound(
+                "chain", variables(("x", REAL), ("y", REAL)), ["a", "b", "d"], input_op, output_op
+            )
         ],
     )
     cset, reference = corrax.CorrectionSet(doc), oracle_set(text(doc))

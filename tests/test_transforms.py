@@ -13,6 +13,8 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 from documents import INT, REAL, binning, category, document, formula, multibinning, variables
+from documents import compound as compound_doc
+from documents import correction as correction_doc
 from jax.test_util import check_grads
 
 import corrax
@@ -113,39 +115,21 @@ def test_compound_chains_gradients():
         formula("1+0.01*x", ["x"]),
         variables(("x", REAL)),
         name="a",
-        extra=[
-            {
-                "name": "b",
-                "version": 1,
-                "inputs": variables(("x", REAL)),
-                "output": {"name": "o", "type": "real"},
-                "data": formula("2+log(x)", ["x"]),
-            }
-        ],
-        compound=[
-            {
-                "name": "ab",
-                "inputs": variables(("x", REAL)),
-                "output": {"name": "o", "type": "real"},
-                "inputs_update": ["x"],
-                "input_op": "*",
-                "output_op": "*",
-                "stack": ["a", "b"],
-            }
-        ],
+        extra=[correction_doc("b", formula("2+log(x)", ["x"]), variables(("x", REAL)))],
+        compound=[compound_doc("ab", variables(("x", REAL)), ["a", "b"])],
     )
-    compound = corrax.CorrectionSet(doc).compound["ab"]
+    chain = corrax.CorrectionSet(doc).compound["ab"]
 
     def by_hand(x):
         first = 1 + 0.01 * x
         return first * (2 + jnp.log(x * first))
 
     np.testing.assert_allclose(
-        jax.grad(lambda x: compound.evaluate(x).sum())(X),
+        jax.grad(lambda x: chain.evaluate(x).sum())(X),
         jax.grad(lambda x: by_hand(x).sum())(X),
         rtol=1e-14,
     )
-    check_grads(compound.evaluate, (X,), order=2, eps=1e-4, rtol=1e-5)
+    check_grads(chain.evaluate, (X,), order=2, eps=1e-4, rtol=1e-5)
 
 
 def test_a_singular_unselected_branch_does_not_poison_gradients():
