@@ -27,10 +27,6 @@ from .errors import InvalidDocumentError, MissingCategoryError
 _PAD = {"edges": np.inf, "keys": np.iinfo(np.int64).max}
 
 
-def _as_edge(edge: float | str) -> float:
-    return float(edge)  # float("inf"), float("+inf"), float("-inf") parse as such
-
-
 def stack(params_list: Sequence[Any]) -> Any:
     """Stack single-instance params of one structure into ``[N, ...]`` tables.
 
@@ -144,7 +140,8 @@ class Lowerer:
                 "nbins": np.int32(edges.n),
             }
             return nodes.UniformAxis(index), params
-        values = np.array([_as_edge(e) for e in edges], dtype=np.float64)
+        # float() also reads the schema's "inf", "+inf" and "-inf" edges
+        values = np.array([float(e) for e in edges], dtype=np.float64)
         return nodes.EdgesAxis(index), {"edges": values, "nbins": np.int32(len(values) - 1)}
 
     def _binning(self, inputs, edges, content, flow) -> tuple[nodes.Node, Any]:

@@ -37,35 +37,34 @@ def _passes(entry, x, side: str):
     return (entry <= x) if side == "right" else (entry < x)
 
 
-def count_shared(table, x, side: str):
-    """How many entries of the sorted 1-d ``table`` are <= x ("right") or < x ("left")."""
-    width = table.shape[0]
-    if width <= COMPARE_LIMIT:
-        return jnp.sum(_passes(table, x[..., None], side), axis=-1, dtype=jnp.int32)
-    step = 1 << (width.bit_length() - 1)
-    position = jnp.where(_passes(table[step - 1], x, side), step, 0).astype(jnp.int32)
-    step //= 2
-    while step >= 1:
-        candidate = position + step
-        entry = jnp.take(table, jnp.minimum(candidate, width) - 1, mode="clip")
-        position = jnp.where((candidate <= width) & _passes(entry, x, side), candidate, position)
-        step //= 2
-    return position
-
-
-def count_rows(table, row, x, side: str):
-    """Per-element count in row ``row`` of a sorted ``[R, E]`` table (padded at the end)."""
-    width = table.shape[1]
-    flat = table.reshape(-1)
-    base = row * width
-    position = jnp.zeros(jnp.shape(x), dtype=jnp.int32)
-    step = 1 << (width.bit_length() - 1)
+def _halving_search(flat, base, width: int, x, side: str, position, step: int):
+    """Branchless binary search in ``flat[base : base + width]``: from ``position``,
+    try steps ``step, step/2, ..., 1`` (log2(width) gathers)."""
     while step >= 1:
         candidate = position + step
         entry = jnp.take(flat, base + jnp.minimum(candidate, width) - 1, mode="clip")
         position = jnp.where((candidate <= width) & _passes(entry, x, side), candidate, position)
         step //= 2
     return position
+
+
+def count_shared(table, x, side: str):
+    """How many entries of the sorted 1-d ``table`` are <= x ("right") or < x ("left")."""
+    width = table.shape[0]
+    if width <= COMPARE_LIMIT:
+        return jnp.sum(_passes(table, x[..., None], side), axis=-1, dtype=jnp.int32)
+    # the first step compares with a scalar (see the module docstring)
+    first = 1 << (width.bit_length() - 1)
+    position = jnp.where(_passes(table[first - 1], x, side), first, 0).astype(jnp.int32)
+    return _halving_search(table, 0, width, x, side, position, first // 2)
+
+
+def count_rows(table, row, x, side: str):
+    """Per-element count in row ``row`` of a sorted ``[R, E]`` table (padded at the end)."""
+    width = table.shape[1]
+    start = jnp.zeros(jnp.shape(x), dtype=jnp.int32)
+    step = 1 << (width.bit_length() - 1)
+    return _halving_search(table.reshape(-1), row * width, width, x, side, start, step)
 
 
 def _cell(estimate, cells: int):
@@ -121,15 +120,27 @@ def _guide(entries: np.ndarray):
     return None
 
 
+def _arithmetic_params(prefix: str, low: float, scale: float, guide=None) -> dict:
+    """The params of an arithmetic (spaced or guided) search, one row each."""
+    params = {prefix + "_low": np.array([low]), prefix + "_scale": np.array([scale])}
+    if guide is not None:
+        params[prefix + "_guide"] = guide[None]
+    return params
+
+
+def _arithmetic(params: dict, prefix: str, *names: str):
+    return (params[prefix + name][0] for name in names)
+
+
 def count(mode: str, params: dict, key: str, row, x, side: str):
     """Count in the layout ``mode`` (see module docstring) of ``params[key]``."""
     table = params[key]
     if mode in ("linear", "log"):
-        low, scale = params[key + "_low"][0], params[key + "_scale"][0]
+        low, scale = _arithmetic(params, key, "_low", "_scale")
         return count_spaced(table[0], x, mode, low, scale)
     if mode.startswith("guided"):
         steps = int(mode.removeprefix("guided"))
-        guide, low, scale = (params[key + k][0] for k in ("_guide", "_low", "_scale"))
+        guide, low, scale = _arithmetic(params, key, "_guide", "_low", "_scale")
         return count_guided(table[0], x, guide, low, scale, steps)
     if mode == "shared" or row is None:
         return count_shared(table[0], x, side)
@@ -138,9 +149,7 @@ def count(mode: str, params: dict, key: str, row, x, side: str):
         if mode == "union":
             position = count_shared(union, x, side)
         else:
-            guide, low, scale = (
-                params[key + "_union" + k][0] for k in ("_guide", "_low", "_scale")
-            )
+            guide, low, scale = _arithmetic(params, key + "_union", "_guide", "_low", "_scale")
             position = count_guided(union, x, guide, low, scale, int(mode.removeprefix("union")))
         width = lookup.shape[1]
         return jnp.take(lookup.reshape(-1), row * width + position, mode="clip")
@@ -180,21 +189,12 @@ def plan(params: dict, key: str, side: str = "right", fast: bool = True) -> tupl
         spacing = _spacing(table[0])
         if spacing is not None:
             mode, low, scale = spacing
-            return mode, {
-                **shared,
-                key + "_low": np.array([low]),
-                key + "_scale": np.array([scale]),
-            }
+            return mode, {**shared, **_arithmetic_params(key, low, scale)}
         guided = _guide(table[0])
         if guided is None:
             return "shared", shared
         guide, low, scale, steps = guided
-        return f"guided{steps}", {
-            **shared,
-            key + "_guide": guide[None],
-            key + "_low": np.array([low]),
-            key + "_scale": np.array([scale]),
-        }
+        return f"guided{steps}", {**shared, **_arithmetic_params(key, low, scale, guide)}
     union = np.unique(table)  # sorted; +inf padding collapses into one entry
     if table.shape[0] * (union.size + 1) > _UNION_TABLE_LIMIT:
         return "rows", params
@@ -209,12 +209,4 @@ def plan(params: dict, key: str, side: str = "right", fast: bool = True) -> tupl
     if guided is None:
         return "union", planned
     guide, low, scale, steps = guided
-    prefix = key + "_union"
-    planned.update(
-        {
-            prefix + "_guide": guide[None],
-            prefix + "_low": np.array([low]),
-            prefix + "_scale": np.array([scale]),
-        }
-    )
-    return f"union{steps}", planned
+    return f"union{steps}", {**planned, **_arithmetic_params(key + "_union", low, scale, guide)}

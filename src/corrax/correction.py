@@ -42,7 +42,8 @@ class _Lowered:
     def compiled(self, relax: Relaxation) -> Callable:
         """The jitted, error-checking evaluator for these relaxation settings."""
         if relax not in self._compiled:
-            function = jax.jit(functools.partial(_evaluate_checked, self.node, relax=relax))
+            evaluate = functools.partial(nodes.evaluate_root, self.node, relax=relax)
+            function = jax.jit(functools.partial(_checked, evaluate))
             self._compiled.setdefault(relax, function)
         return self._compiled[relax]
 
@@ -56,8 +57,9 @@ class _Lowered:
         return self._device_params[key]
 
 
-def _evaluate_checked(node: nodes.Node, params: Any, inputs: tuple, relax: Relaxation):
-    value, err = nodes.evaluate_root(node, params, inputs, relax)
+def _checked(evaluate: Callable, params: Any, inputs: tuple):
+    """``evaluate``'s (value, err) and whether any element failed, for one host check."""
+    value, err = evaluate(params, inputs)
     return value, err, jnp.any(err != 0)
 
 
@@ -334,12 +336,9 @@ class CompoundCorrection:
         traced = functools.partial(self._evaluate_traced, nodes_)
         compiled = self._compiled.get(strings)
         if compiled is None:
-
-            def checked(params, numbers):
-                value, err = traced(params, numbers)
-                return value, err, jnp.any(err != 0)
-
-            compiled = self._compiled.setdefault(strings, jax.jit(checked))
+            compiled = self._compiled.setdefault(
+                strings, jax.jit(functools.partial(_checked, traced))
+            )
 
         def on_error(err: np.ndarray) -> None:
             first = int(err.reshape(-1)[np.flatnonzero(err)[0]])
