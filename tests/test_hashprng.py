@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
 from collections.abc import Iterator
-from pathlib import Path
 
 import correctionlib
 import jax
@@ -13,16 +11,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-try:
-    from corrax._hashprng import hashprng
-except ImportError:  # no package __init__ yet: load the module from its file
-    _path = Path(__file__).parents[1] / "src" / "corrax" / "_hashprng.py"
-    _spec = importlib.util.spec_from_file_location("_corrax_hashprng", _path)
-    assert _spec is not None
-    assert _spec.loader is not None
-    _module = importlib.util.module_from_spec(_spec)
-    _spec.loader.exec_module(_module)
-    hashprng = _module.hashprng
+from corrax._core.hashprng import hashprng
 
 DISTRIBUTIONS = ["stdflat", "stdnormal", "normal"]
 N_VALUES = 12_000

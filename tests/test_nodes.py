@@ -180,7 +180,7 @@ def test_formularef_shares_one_template_across_bins():
     data = binning("eta", [0.0, 1.0, 2.0, 3.0, 4.0, 5.0, 6.0], refs, "clamp")
     doc = document(data, variables(("eta", REAL), ("x", REAL)), generic_formulas=generic)
     compare(doc, rtol=1e-14)
-    node = corrax.CorrectionSet(doc)["c"].lowered((None, None)).node
+    node = corrax.CorrectionSet(doc)["c"].lower()._layout.node
     assert len(node.content.groups) == 1, "six FormulaRefs of one formula: one template"
 
 
@@ -300,5 +300,5 @@ def test_per_row_edges_use_the_union_lookup():
     data = binning("x", [float(i) for i in range(7)], inner, "clamp")
     doc = document(data, variables(("x", REAL), ("y", REAL)))
     compare(doc)
-    node = corrax.CorrectionSet(doc)["c"].lowered((None, None)).node
+    node = corrax.CorrectionSet(doc)["c"].lower()._layout.node
     assert node.content.groups[0].axes[0].mode.startswith("union")

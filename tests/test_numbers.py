@@ -7,7 +7,7 @@ from documents import REAL, binning, document, text, variables
 from oracle import oracle_set
 
 import corrax
-from corrax._numbers import rapidjson_float
+from corrax._io.numbers import rapidjson_float
 
 
 def _decimal_strings(n: int) -> list[str]:

@@ -183,7 +183,7 @@ def test_a_whole_set_relaxes():
         }
     )
     cset = corrax.CorrectionSet(doc).relaxed("smooth", widths={"x": 0.2}, formula_width=0.1)
-    assert cset["c"].relaxation.mode == "smooth"
+    assert cset["c"].mode == "smooth"
     np.testing.assert_allclose(cset["other"].evaluate(1.0), 1.0)  # 2 * sigmoid(0)
     st = corrax.CorrectionSet(doc).relaxed("straight_through")
     np.testing.assert_array_equal(st["c"].evaluate(X), sf().evaluate(X))

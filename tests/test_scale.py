@@ -58,15 +58,15 @@ def test_real_jec_lowers_to_a_few_structures():
     x = np.ones(8)
     assert _equations(compound, x * 0.5, x, x * 50.0, x * 20.0) < 800
     l2 = cset["Summer19UL18_V5_MC_L2Relative_AK4PFchs"]
-    root = l2.lowered((None, None)).node
+    root = l2.lower()._layout.node
     # an eta binning of 82 FormulaRefs of one generic formula: one template
     assert len(root.content.groups) == 1
     assert isinstance(
         root.content.groups[0],
         type(
             cset["Summer19UL18_V5_MC_L3Absolute_AK4PFchs"]
-            .lowered((None, None))
-            .node.content.groups[0]
+            .lower()
+            ._layout.node.content.groups[0]
         ),
     )
 

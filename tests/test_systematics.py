@@ -81,7 +81,7 @@ def test_nuisance_for_the_agc_btag_family_with_a_constant_nominal():
 def test_nuisance_errors_name_what_is_missing():
     doc = document(category("s", {"a": 1.0}), variables(("s", STRING), ("x", REAL)))
     corr = corrax.CorrectionSet(doc)["c"]
-    with pytest.raises(corrax.InvalidInputError, match="no up/down pair"):
+    with pytest.raises(corrax.InvalidArgumentError, match="no up/down pair"):
         corr.nuisance("s")
     with pytest.raises(corrax.InvalidInputError, match="not one of its string inputs"):
         corr.nuisance("x")

@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 from correctionlib import schemav2
 
-from . import _nodes as nodes
+from ._core import nodes
 from .errors import MissingCategoryError, OutOfBoundsError
 
 _MAX_KEYS_SHOWN = 20

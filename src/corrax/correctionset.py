@@ -9,11 +9,15 @@ from typing import Any
 
 from correctionlib import schemav2
 
-from . import _document
+from ._core.relax import Mode
+from ._io import document
+from ._io.validate import validate_compound, validate_correction
 from .correction import CompoundCorrection, Correction
 from .errors import UnknownCorrectionError
 
 __all__ = ["CorrectionSet"]
+
+_Settings = tuple[str, dict[str, float], "float | None"]
 
 
 def _unknown(kind: str, name: str, known: list[str]) -> UnknownCorrectionError:
@@ -34,7 +38,8 @@ class _Compounds(Mapping[str, CompoundCorrection]):
         if name not in self._models:
             raise _unknown("compound correction", name, list(self._models))
         if name not in self._cache:  # setdefault: one object even if two threads race
-            self._cache.setdefault(name, CompoundCorrection(self._models[name], self._cset._all()))
+            members = {member: self._cset[member] for member in self._models[name].stack}
+            self._cache.setdefault(name, CompoundCorrection(self._models[name], members))
         return self._cache[name]
 
     def __iter__(self) -> Iterator[str]:
@@ -48,21 +53,40 @@ class CorrectionSet(Mapping[str, Correction]):
     """A set of corrections, read like ``correctionlib.CorrectionSet``.
 
     Build it with ``from_file`` (``.json`` or ``.json.gz``), ``from_string``, or
-    directly from a ``correctionlib.schemav2.CorrectionSet``, a plain dict or a path. The
-    document is validated with correctionlib's schema; each correction is lowered to
-    JAX the first time it is evaluated, and the lowering is cached.
+    directly from a ``correctionlib.schemav2.CorrectionSet``, a plain dict or a path.
+    The document is validated when it is loaded, like correctionlib does (its schema,
+    then what its C++ loader checks); each correction is lowered to JAX the first time
+    it is evaluated, and the lowering is cached. A set pickles by its document.
     """
 
     def __init__(self, source: schemav2.CorrectionSet | dict[str, Any] | str | os.PathLike[str]):
-        self._model = _document.load(source)
-        self._models = {c.name: c for c in self._model.corrections}
+        model = document.load(source)
+        for correction in model.corrections:
+            validate_correction(correction)
+        models = {c.name: c for c in model.corrections}
+        for compound in model.compound_corrections or []:
+            validate_compound(compound, models)
+        self._init(model, None)
+
+    def _init(self, model: schemav2.CorrectionSet, settings: _Settings | None) -> None:
+        self._model = model
+        self._models = {c.name: c for c in model.corrections}
         self._corrections: dict[str, Correction] = {}
-        self._relax: tuple[str, dict[str, float], float | None] | None = None
+        self._relax = settings
         self.compound: Mapping[str, CompoundCorrection] = _Compounds(self)
+
+    @classmethod
+    def _validated(cls, model: schemav2.CorrectionSet, settings: _Settings | None):
+        cset = cls.__new__(cls)
+        cset._init(model, settings)
+        return cset
+
+    def __reduce__(self):
+        return CorrectionSet._validated, (self._model, self._relax)
 
     def relaxed(
         self,
-        mode: str,
+        mode: Mode,
         widths: Mapping[str, float] | None = None,
         formula_width: float | None = None,
     ) -> CorrectionSet:
@@ -70,21 +94,23 @@ class CorrectionSet(Mapping[str, Correction]):
 
         Straight-through relaxes every real input; smooth relaxes the inputs named in
         ``widths`` (by input name, shared by all corrections that have such an input).
-        Compound corrections stay exact.
+        Compound corrections chain the relaxed members.
         """
-        copy = CorrectionSet(self._model)
-        copy._relax = (mode, dict(widths or {}), formula_width)
+        settings = (mode, dict(widths or {}), formula_width)
+        copy = CorrectionSet._validated(self._model, settings)
+        for name in copy:  # check the arguments now, not at first use
+            copy[name]
         return copy
 
     @classmethod
     def from_file(cls, path: str | os.PathLike[str]) -> CorrectionSet:
         """Read a ``.json`` or gzip-compressed ``.json.gz`` correctionlib file."""
-        return cls(_document.load(path))
+        return cls(document.load(path))
 
     @classmethod
     def from_string(cls, text: str) -> CorrectionSet:
         """Read a correctionlib document from its JSON text."""
-        return cls(_document.validate(_document.parse_text(text), origin="<string>"))
+        return cls(document.validate(document.parse_text(text), origin="<string>"))
 
     @property
     def model(self) -> schemav2.CorrectionSet:
@@ -103,7 +129,8 @@ class CorrectionSet(Mapping[str, Correction]):
         if name not in self._models:
             raise _unknown("correction", name, list(self._models))
         if name not in self._corrections:  # setdefault: one object even if threads race
-            self._corrections.setdefault(name, self._relaxed(Correction(self._models[name])))
+            correction = self._relaxed(Correction._validated(self._models[name]))
+            self._corrections.setdefault(name, correction)
         return self._corrections[name]
 
     def _relaxed(self, correction: Correction) -> Correction:
@@ -111,15 +138,12 @@ class CorrectionSet(Mapping[str, Correction]):
             return correction
         mode, widths, formula_width = self._relax
         if mode != "smooth":
-            return correction.relaxed(mode, formula_width=formula_width)
+            return correction.relaxed(mode, formula_width=formula_width)  # type: ignore[arg-type]
         real = {v.name for v in correction.inputs if v.type == "real"}
         mine = {name: width for name, width in widths.items() if name in real}
         if not mine and formula_width is None:
             return correction
         return correction.relaxed("smooth", widths=mine, formula_width=formula_width)
-
-    def _all(self) -> dict[str, Correction]:
-        return {name: self[name] for name in self._models}
 
     def __iter__(self) -> Iterator[str]:
         return iter(self._models)

@@ -1,17 +1,23 @@
-"""Exceptions raised by corrax.
+"""Exceptions and warnings raised by corrax.
 
-Every message names the correction, the input and the offending value, so that a
-failing evaluation in a large analysis can be traced back to its cause.
+Every user error is a ``CorraxError``. Messages name the correction, the input and
+the offending value, so that a failing evaluation in a large analysis can be traced
+back to its cause. Each class also derives from the built-in exception a Python user
+would expect (``ValueError``, ``TypeError``, ``KeyError``, ``IndexError``).
 """
 
 from __future__ import annotations
 
 __all__ = [
     "CorraxError",
+    "CorraxWarning",
+    "InvalidArgumentError",
     "InvalidDocumentError",
     "InvalidInputError",
     "MissingCategoryError",
     "OutOfBoundsError",
+    "PrecisionError",
+    "PrecisionWarning",
     "UnknownCorrectionError",
 ]
 
@@ -21,7 +27,7 @@ class CorraxError(Exception):
 
 
 class InvalidDocumentError(CorraxError, ValueError):
-    """A correctionlib document failed to parse or to validate against schema v2."""
+    """A correctionlib document that correctionlib would reject when loading it."""
 
 
 class UnknownCorrectionError(CorraxError, KeyError):
@@ -32,7 +38,12 @@ class UnknownCorrectionError(CorraxError, KeyError):
 
 
 class InvalidInputError(CorraxError, TypeError):
-    """Inputs of the wrong number, type or dtype for a correction's signature."""
+    """Inputs of the wrong number, name, type, dtype, range or shape for a correction."""
+
+
+class InvalidArgumentError(CorraxError, ValueError):
+    """A bad setting passed to corrax (a relaxation mode or width, an interpolation,
+    a correlation, a systematic key)."""
 
 
 class OutOfBoundsError(CorraxError, ValueError):
@@ -41,3 +52,15 @@ class OutOfBoundsError(CorraxError, ValueError):
 
 class MissingCategoryError(CorraxError, IndexError):
     """A Category key with no matching entry and no default."""
+
+
+class PrecisionError(CorraxError, RuntimeError):
+    """An evaluation that needs 64-bit JAX (HashPRNG) while ``jax_enable_x64`` is off."""
+
+
+class CorraxWarning(UserWarning):
+    """Base class of corrax's warnings."""
+
+
+class PrecisionWarning(CorraxWarning):
+    """float64 inputs evaluated in float32 because ``jax_enable_x64`` is off."""

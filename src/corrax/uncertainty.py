@@ -15,11 +15,13 @@ shift exactly: Var = (J σ)² = (f(x + σ) - f(x))². Otherwise it is the first-
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Literal
 
 import jax
 import jax.numpy as jnp
 from jax.flatten_util import ravel_pytree
+
+from .errors import InvalidArgumentError
 
 
 def jacobian(function: Callable[[Any], Any], bound: Any) -> jax.Array:
@@ -32,7 +34,7 @@ def propagate(
     function: Callable[[Any], Any],
     bound: Any,
     sigma: Any,
-    correlation: str | jax.Array = "none",
+    correlation: Literal["none", "full"] | jax.Array = "none",
 ) -> jax.Array:
     """Covariance ``J Σ Jᵀ`` of ``function(bound)`` (shape ``[*out, *out]``), with
     ``Σ = D C D``, ``D = diag(sigma)`` and ``C`` the correlation (identity for "none",
@@ -53,7 +55,9 @@ def propagate(
             shift = scaled.sum(axis=-1)
             covariance = jnp.outer(shift, shift)
         else:
-            raise ValueError(f"correlation must be 'none', 'full' or a matrix, got {correlation!r}")
+            raise InvalidArgumentError(
+                f"correlation must be 'none', 'full' or a matrix, got {correlation!r}"
+            )
     else:
         covariance = scaled @ jnp.asarray(correlation) @ scaled.T
     return covariance.reshape(out_shape + out_shape)

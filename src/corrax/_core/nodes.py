@@ -30,9 +30,11 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from . import _formula, _relax, _search
-from ._formula import true_divide
-from ._hashprng import hashprng
+from . import formula as _formula
+from . import relax as _relax
+from . import search as _search
+from .formula import true_divide
+from .hashprng import hashprng
 
 Params = Any  # a pytree of arrays, every leaf with a leading instance axis
 
@@ -509,11 +511,7 @@ class Binning(Node):
             def edge(j, axis=axis, axis_params=axis_params):
                 return axis.edge(axis_params, row, j)
 
-            if relax.mode == "smooth":
-                width = relax.width(axis.input)
-                points = _relax.smooth_points(x, index, nbins, edge, width, self.flow == "clamp")
-            else:
-                points = _relax.linear_points(x, index, nbins, edge)
+            points = relax.bin_points(x, index, nbins, edge, axis.input, self.flow == "clamp")
             per_axis.append(points)
         surrogate = 0.0
         for combination in itertools.product(*per_axis):
@@ -523,9 +521,7 @@ class Binning(Node):
                 weight = weight * w
             value, _ = self.content.evaluate_at(params["content"], ctx, row, flat)
             surrogate = surrogate + weight * value
-        if relax.mode == "smooth":
-            return surrogate
-        return _relax.straight_through(exact, surrogate)
+        return relax.combine(exact, surrogate)
 
     def optimized(self, params, fast=True):
         content, content_params = self.content.optimized(params["content"], fast)

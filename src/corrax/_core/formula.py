@@ -22,8 +22,8 @@ import jax.scipy.special
 import numpy as np
 from correctionlib import _core
 
-from . import _relax
-from .errors import InvalidDocumentError
+from . import relax as _relax
+from ..errors import InvalidDocumentError
 
 _Ast = _core.FormulaAst
 _UNARY = _Ast.UnaryOp
@@ -212,8 +212,8 @@ _LOGIC = ("LOGICALAND", "LOGICALOR")
 def evaluate_tree(tree: tuple, variables: Sequence, slots: Sequence, relax=None):
     """Evaluate a template tree; ``variables[i]`` is input i, ``slots[k]`` slot k.
 
-    ``relax``: a ``_relax.Relaxation`` whose ``formula_width`` relaxes comparisons
-    (and ``&&``/``||`` of comparisons); None or exact keeps C++ semantics.
+    ``relax``: a ``relax.Relaxation`` whose ``formula_width`` relaxes comparisons
+    (and ``&&``/``||`` of comparisons); None or no width keeps C++ semantics.
     """
     return _evaluate(tree, variables, slots, relax)[0]
 
@@ -240,7 +240,7 @@ def _evaluate(tree, variables, slots, relax):
     left, exact_left, soft_left = _evaluate(tree[2], variables, slots, relax)
     right, exact_right, soft_right = _evaluate(tree[3], variables, slots, relax)
     function = _BINARY_OPS[op]
-    width = None if relax is None or relax.mode == "exact" else relax.formula_width
+    width = None if relax is None else relax.formula_width
     if width is None:
         return function(left, right), None, None
     exact_left = left if exact_left is None else exact_left
@@ -252,5 +252,4 @@ def _evaluate(tree, variables, slots, relax):
         soft = _relax.soft_logic(op, soft_left, soft_right)
     else:
         return function(left, right), exact, None
-    value = soft if relax.mode == "smooth" else _relax.straight_through(exact, soft)
-    return value, exact, soft
+    return relax.combine(exact, soft), exact, soft

@@ -33,6 +33,8 @@ import jax.numpy as jnp
 import numpy as np
 from jax import lax
 
+from ..errors import InvalidDocumentError, PrecisionError
+
 _DISTRIBUTIONS = ("stdflat", "stdnormal", "normal")
 
 _MASK64 = (1 << 64) - 1
@@ -246,19 +248,19 @@ def hashprng(seed_inputs: Sequence[jax.Array], distribution: str) -> jax.Array:
     values of that shape, without gradient. Needs JAX's 64-bit mode.
     """
     if distribution not in _DISTRIBUTIONS:
-        raise ValueError(
+        raise InvalidDocumentError(
             f"unknown HashPRNG distribution {distribution!r}; "
             f"expected one of {', '.join(map(repr, _DISTRIBUTIONS))}"
         )
     if not jax.config.jax_enable_x64:
-        raise RuntimeError(
+        raise PrecisionError(
             "HashPRNG needs 64-bit integers (it hashes the inputs' 64-bit patterns), "
             "but JAX's 64-bit mode is off. Enable it with "
             'jax.config.update("jax_enable_x64", True) at startup, or evaluate inside '
             "`with jax.enable_x64(True):`."
         )
     if len(seed_inputs) == 0:
-        raise ValueError("HashPRNG needs at least one seed input")
+        raise InvalidDocumentError("HashPRNG needs at least one seed input")
 
     state = _pcg32_seed(_xxh64(_seed_lanes(seed_inputs)))
     if distribution == "stdflat":

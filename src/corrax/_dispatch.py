@@ -1,0 +1,107 @@
+"""The one place where evaluations are dispatched, eagerly or inside transformations.
+
+Every evaluable object (a lowered correction, a lowered compound, a nuisance
+correction) is a pytree with a pure method ``_evaluate(inputs) -> (value, errors)``
+and a host method ``_raise(errors, inputs)``. One jitted function evaluates all of
+them, so eager calls, eager ``grad``/``vmap`` and calls inside a caller's ``jit``
+share one compilation cache (keyed by the object's static structure and the shapes).
+
+Eager calls (concrete inputs, outside any trace) are run on padded blocks: the
+broadcast inputs are flattened and cut into blocks of at most ``BLOCK`` elements, each
+padded to the next size of a geometric ladder (``RUNGS``). A stream of chunks of any
+sizes thus compiles at most ``len(RUNGS)`` times per correction instead of once per
+size, at the cost of evaluating at most 4× the elements of the last block. Elements
+are independent, so padding never changes a value. Errors are then raised on the host,
+naming the first failing element.
+
+Under a transformation (any traced input or table, or inside a caller's ``jit``) the
+same jitted function is called directly: no padding, no exceptions; failing elements
+are NaN and ``evaluate_with_errors`` returns their error codes.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from ._inputs import is_traced
+
+try:  # private, but the only way to know that we are inside a jit trace with concrete inputs
+    from jax._src.core import trace_state_clean as _trace_state_clean
+except ImportError:  # pragma: no cover - a future JAX: rely on traced inputs only
+
+    def _trace_state_clean() -> bool:
+        return True
+
+
+BLOCK = 1 << 16
+RUNGS = tuple(1 << k for k in range(8, 17, 2))  # 256, 1024, 4096, 16384, 65536
+
+
+@jax.jit
+def _evaluate(evaluable: Any, inputs: tuple) -> tuple[jax.Array, jax.Array]:
+    return evaluable._evaluate(inputs)
+
+
+def evaluate_with_errors(evaluable: Any, inputs: tuple) -> tuple[jax.Array, jax.Array]:
+    """(value, error codes) through the shared jitted evaluator; pure, never raises."""
+    return _evaluate(evaluable, inputs)
+
+
+def tracing(evaluable: Any, inputs: tuple) -> bool:
+    """Whether this call is part of a JAX transformation (values cannot raise)."""
+    if any(is_traced(x) for x in inputs if x is not None):
+        return True
+    if any(is_traced(leaf) for leaf in jax.tree_util.tree_leaves(evaluable)):
+        return True
+    return not _trace_state_clean()
+
+
+def call(evaluable: Any, inputs: tuple) -> jax.Array:
+    """Evaluate: eagerly on padded blocks (raising on errors), or traced (NaN on errors)."""
+    if tracing(evaluable, inputs):
+        return _evaluate(evaluable, tuple(_as_jax(x) for x in inputs))[0]
+    value, errors = run_blocks(evaluable, inputs)
+    if errors.any():
+        evaluable._raise(errors, inputs)
+    return jnp.asarray(value)
+
+
+def run_blocks(evaluable: Any, inputs: tuple) -> tuple[np.ndarray, np.ndarray]:
+    """Eager evaluation on padded blocks; host arrays of the broadcast shape."""
+    arrays = [None if x is None else np.asarray(x) for x in inputs]
+    shape = np.broadcast_shapes(*(a.shape for a in arrays if a is not None))
+    n = math.prod(shape)
+    flat = [None if a is None else np.broadcast_to(a, shape).reshape(-1) for a in arrays]
+    values, errors = [], []
+    for start in range(0, max(n, 1), BLOCK):
+        stop = min(start + BLOCK, n)
+        size = rung(stop - start)
+        block = tuple(None if a is None else _padded(a[start:stop], size) for a in flat)
+        value, error = _evaluate(evaluable, block)
+        values.append(np.asarray(value)[: stop - start])
+        errors.append(np.asarray(error)[: stop - start])
+    return np.concatenate(values).reshape(shape), np.concatenate(errors).reshape(shape)
+
+
+def rung(n: int) -> int:
+    """The smallest ladder size holding ``n`` elements (``n <= BLOCK``)."""
+    return next(size for size in RUNGS if size >= n)
+
+
+def _padded(values: np.ndarray, size: int) -> np.ndarray:
+    """``values`` extended to ``size`` by repeating its first element (a valid input)."""
+    if len(values) == size:
+        return values
+    out = np.empty(size, dtype=values.dtype)
+    out[: len(values)] = values
+    out[len(values) :] = values[0] if len(values) else 0
+    return out
+
+
+def _as_jax(x: Any) -> Any:
+    return x if x is None or is_traced(x) else jnp.asarray(x)

@@ -1,0 +1,392 @@
+"""The functional layer: a correction lowered to tables plus a pure JAX function.
+
+``Correction.lower(*strings)`` (or ``CompoundCorrection.lower``) fixes the string
+inputs and returns a ``LoweredCorrection`` (``LoweredCompound``): a JAX pytree whose
+leaves are the correction's float tables and whose static part is its structure (node
+types, flows, formula shapes, integer index tables, relaxation mode). It is what every
+layer above the core uses (the ``Correction`` facade, awkward behaviors, the jagged
+jit path, coffea and dask helpers):
+
+* ``lowered(*inputs)`` / ``lowered.evaluate(*inputs)``: the numeric inputs (in the
+  correction's order, or by name); eager calls raise on bad values, calls under
+  ``jit``/``vmap``/``grad`` give NaN for failing elements;
+* ``lowered.evaluate_with_errors(*inputs) -> (value, errors)``: pure, for jitted
+  analyses: ``errors`` is an int32 array, 0 where fine; after the jitted function has
+  run, ``lowered.raise_for_errors(errors, *inputs)`` raises the error an eager call
+  would have raised (naming correction, input and value);
+* passed as an argument to a jitted function it is not re-traced when its numbers
+  change; ``jax.grad`` with respect to it gives a gradient for each table entry.
+
+``lower(..., differentiable=True)`` (also ``Correction.bind``) keeps every number of
+the document as its own table entry (bin contents, formula parameters and literals,
+bin edges), so that gradients with respect to them are meaningful, and replacing them
+(``jax.tree_util.tree_map``) gives a valid correction. The default lowering instead
+derives fast search tables from the numbers.
+
+The tables are concrete arrays of the precision active when lowering (float64 with
+x64 on); lower again after switching ``jax_enable_x64``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from correctionlib import schemav2
+
+from . import _diagnostics, _dispatch, _inputs
+from ._core import nodes
+from ._core.formula import true_divide
+from ._core.lowering import lower_correction
+from ._core.relax import EXACT, Relaxation
+from ._core.tables import to_device
+
+__all__ = ["BoundCorrection", "LoweredCompound", "LoweredCorrection"]
+
+
+class _Layout:
+    """The static part of one lowering: structure, integer tables, leaf layout.
+
+    Compared by identity, so that replacing the float leaves never re-traces a
+    jitted function, and hashing it costs nothing.
+    """
+
+    __slots__ = (
+        "differentiable",
+        "int_tables",
+        "is_float",
+        "model",
+        "names",
+        "node",
+        "strings",
+        "treedef",
+    )
+
+    def __init__(self, model, strings, node, treedef, is_float, int_tables, names, differentiable):
+        self.differentiable = differentiable
+        self.model = model
+        self.strings = strings
+        self.node = node
+        self.treedef = treedef
+        self.is_float = is_float
+        self.int_tables = int_tables
+        self.names = names
+
+
+def _path_name(path) -> str:
+    parts = []
+    for entry in path:
+        if isinstance(entry, jax.tree_util.DictKey):
+            parts.append(str(entry.key))
+        elif isinstance(entry, jax.tree_util.SequenceKey):
+            parts.append(str(entry.idx))
+    return "/".join(parts)
+
+
+def _numeric_variables(model, strings) -> list:
+    return [v for v, s in zip(model.inputs, strings, strict=True) if s is None]
+
+
+def _aligned(name, model, strings, args, named) -> tuple:
+    """The numeric arguments checked, converted and aligned with all inputs."""
+    variables = _numeric_variables(model, strings)
+    values = iter(_inputs.bind_arguments(name, variables, args, named))
+    aligned = []
+    for variable, string in zip(model.inputs, strings, strict=True):
+        aligned.append(None if string is not None else _inputs.number(name, variable, next(values)))
+    _inputs.check_broadcast(name, model.inputs, aligned)
+    return tuple(aligned)
+
+
+@jax.tree_util.register_pytree_node_class
+class LoweredCorrection:
+    """A correction with its string inputs fixed: float tables (pytree leaves) and a
+    static structure. See the module docstring; make one with ``Correction.lower`` or
+    ``Correction.bind``."""
+
+    def __init__(self, layout: _Layout, relaxation: Relaxation, leaves: Sequence[Any]):
+        self._layout = layout
+        self._relaxation = relaxation
+        self._leaves = tuple(leaves)
+
+    @classmethod
+    def build(
+        cls,
+        model: schemav2.Correction,
+        strings: tuple[str | None, ...],
+        relaxation: Relaxation = EXACT,
+        differentiable: bool = False,
+    ) -> LoweredCorrection:
+        """Lower ``model`` for these string values (None at numeric inputs)."""
+        by_index = {i: s for i, s in enumerate(strings) if s is not None}
+        node, host = lower_correction(model, by_index, fast=not differentiable)
+        paths_leaves, treedef = jax.tree_util.tree_flatten_with_path(host)
+        floats, ints, names, is_float = [], [], [], []
+        # concrete arrays even when first asked for inside a caller's jit trace
+        with jax.ensure_compile_time_eval():
+            for path, host_leaf in paths_leaves:
+                table = np.asarray(host_leaf)
+                is_float.append(table.dtype.kind == "f")
+                if is_float[-1]:
+                    floats.append(to_device(path, table))
+                    names.append(_path_name(path))
+                else:
+                    ints.append(to_device(path, table))
+        layout = _Layout(
+            model,
+            tuple(strings),
+            node,
+            treedef,
+            tuple(is_float),
+            tuple(ints),
+            tuple(names),
+            differentiable,
+        )
+        return cls(layout, relaxation, floats)
+
+    # pytree protocol
+    def tree_flatten(self):
+        return self._leaves, (self._layout, self._relaxation)
+
+    @classmethod
+    def tree_unflatten(cls, aux, leaves):
+        return cls(aux[0], aux[1], leaves)
+
+    def __reduce__(self):
+        leaves = tuple(np.asarray(leaf) for leaf in self._leaves)
+        return _rebuild_lowered, (
+            self.model,
+            self.strings,
+            self._relaxation,
+            self.differentiable,
+            leaves,
+        )
+
+    @property
+    def name(self) -> str:
+        return self._layout.model.name
+
+    @property
+    def model(self) -> schemav2.Correction:
+        """The correctionlib schema-v2 model this was lowered from."""
+        return self._layout.model
+
+    @property
+    def strings(self) -> tuple[str | None, ...]:
+        """The fixed string values, aligned with the correction's inputs (None: numeric)."""
+        return self._layout.strings
+
+    @property
+    def inputs(self) -> list[schemav2.Variable]:
+        """The numeric inputs this takes, in order."""
+        return _numeric_variables(self.model, self.strings)
+
+    @property
+    def relaxation(self) -> Relaxation:
+        return self._relaxation
+
+    @property
+    def differentiable(self) -> bool:
+        """Whether every number of the document is its own table entry (``bind``)."""
+        return self._layout.differentiable
+
+    def __repr__(self) -> str:
+        fixed = ", ".join(
+            f"{v.name}={s!r}" for v, s in zip(self.model.inputs, self.strings, strict=True) if s
+        )
+        return (
+            f"<corrax.LoweredCorrection {_inputs.signature(self.name, self.inputs)}"
+            f"{' with ' + fixed if fixed else ''}; {self._relaxation.mode}>"
+        )
+
+    def leaves_by_name(self) -> dict[str, jax.Array]:
+        """The float tables by their place in the lowered structure
+        (e.g. ``content/members/0/value``)."""
+        return dict(zip(self._layout.names, self._leaves, strict=True))
+
+    def tables(self) -> Any:
+        """The full params pytree (float leaves and integer tables) of the structure."""
+        floats, ints = iter(self._leaves), iter(self._layout.int_tables)
+        flat = [next(floats) if f else next(ints) for f in self._layout.is_float]
+        return jax.tree_util.tree_unflatten(self._layout.treedef, flat)
+
+    # evaluation
+    def evaluate(self, *inputs: Any, **named: Any) -> jax.Array:
+        """The correction's value for these numeric inputs (broadcast together).
+
+        Eagerly, bad values raise (``OutOfBoundsError``, ``MissingCategoryError``);
+        under a JAX transformation failing elements are NaN.
+        """
+        return _dispatch.call(self, _aligned(self.name, self.model, self.strings, inputs, named))
+
+    __call__ = evaluate
+
+    def evaluate_with_errors(self, *inputs: Any, **named: Any) -> tuple[jax.Array, jax.Array]:
+        """(value, errors): pure; ``errors`` is int32, 0 where the element is fine."""
+        aligned = _aligned(self.name, self.model, self.strings, inputs, named)
+        return _dispatch.evaluate_with_errors(self, tuple(_jax(x) for x in aligned))
+
+    def raise_for_errors(self, errors: Any, *inputs: Any, **named: Any) -> None:
+        """Raise what an eager call would have raised for these error codes (from
+        ``evaluate_with_errors``) and inputs; return None when every code is 0."""
+        errors = np.asarray(errors)
+        if errors.any():
+            aligned = _aligned(self.name, self.model, self.strings, inputs, named)
+            self._raise(errors, aligned)
+
+    def _evaluate(self, inputs: tuple) -> tuple[jax.Array, jax.Array]:
+        # The barrier keeps tables and inputs opaque to XLA: inside a caller's jit they
+        # would otherwise be constants that XLA folds and reassociates (e.g. (x*3)*3 ->
+        # x*9), which changes values (and HashPRNG's bits).
+        params, inputs = jax.lax.optimization_barrier((self.tables(), inputs))
+        return nodes.evaluate_root(self._layout.node, params, inputs, self._relaxation)
+
+    def _raise(self, errors: np.ndarray, inputs: Sequence[Any], context: str = "") -> None:
+        values = _inputs.merged(self.strings, inputs)
+        _diagnostics.raise_first_error(self.model, np.asarray(errors), values, context)
+
+
+def _jax(x):
+    return None if x is None else jnp.asarray(x)
+
+
+def _rebuild_lowered(model, strings, relaxation, differentiable, leaves) -> LoweredCorrection:
+    lowered = LoweredCorrection.build(model, strings, differentiable=differentiable)
+    return LoweredCorrection(lowered._layout, relaxation, [jnp.asarray(x) for x in leaves])
+
+
+BoundCorrection = LoweredCorrection
+"""A correction bound to its string inputs, as a pytree of every number of the
+document: ``Correction.bind(*strings)``, i.e. ``lower(*strings, differentiable=True)``."""
+
+
+_COMPOUND_OPS = {
+    "+": jnp.add,
+    "*": jnp.multiply,
+    "/": true_divide,
+    "last": lambda _, new: new,
+}
+
+# Error codes of stack member k are offset by k * STACK_STRIDE (see nodes.error_code).
+STACK_STRIDE = 1 << 20
+
+
+class _CompoundLayout:
+    """Static part of a lowered compound: the chain's wiring. Compared by identity."""
+
+    __slots__ = ("input_maps", "model", "strings", "updates")
+
+    def __init__(self, model, strings, input_maps, updates):
+        self.model = model
+        self.strings = strings
+        self.input_maps = input_maps
+        self.updates = updates
+
+
+@jax.tree_util.register_pytree_node_class
+class LoweredCompound:
+    """A compound correction with its string inputs fixed: its lowered members chained
+    (``inputs_update`` with ``input_op``, output accumulated with ``output_op``).
+
+    Same calling convention as ``LoweredCorrection``."""
+
+    def __init__(self, layout: _CompoundLayout, members: Sequence[LoweredCorrection]):
+        self._layout = layout
+        self._members = tuple(members)
+
+    def tree_flatten(self):
+        return self._members, self._layout
+
+    @classmethod
+    def tree_unflatten(cls, aux, members):
+        return cls(aux, members)
+
+    def __reduce__(self):
+        layout = self._layout
+        return _rebuild_compound, (
+            layout.model,
+            layout.strings,
+            layout.input_maps,
+            layout.updates,
+            self._members,
+        )
+
+    @property
+    def name(self) -> str:
+        return self._layout.model.name
+
+    @property
+    def model(self) -> schemav2.CompoundCorrection:
+        return self._layout.model
+
+    @property
+    def strings(self) -> tuple[str | None, ...]:
+        return self._layout.strings
+
+    @property
+    def inputs(self) -> list[schemav2.Variable]:
+        return _numeric_variables(self.model, self.strings)
+
+    @property
+    def members(self) -> tuple[LoweredCorrection, ...]:
+        return self._members
+
+    def __repr__(self) -> str:
+        return f"<corrax.LoweredCompound {_inputs.signature(self.name, self.inputs)}>"
+
+    def evaluate(self, *inputs: Any, **named: Any) -> jax.Array:
+        """The chain's value; see ``LoweredCorrection.evaluate``."""
+        return _dispatch.call(self, _aligned(self.name, self.model, self.strings, inputs, named))
+
+    __call__ = evaluate
+
+    def evaluate_with_errors(self, *inputs: Any, **named: Any) -> tuple[jax.Array, jax.Array]:
+        """(value, errors), pure; see ``LoweredCorrection.evaluate_with_errors``."""
+        aligned = _aligned(self.name, self.model, self.strings, inputs, named)
+        return _dispatch.evaluate_with_errors(self, tuple(_jax(x) for x in aligned))
+
+    def raise_for_errors(self, errors: Any, *inputs: Any, **named: Any) -> None:
+        """See ``LoweredCorrection.raise_for_errors``."""
+        errors = np.asarray(errors)
+        if errors.any():
+            aligned = _aligned(self.name, self.model, self.strings, inputs, named)
+            self._raise(errors, aligned)
+
+    def _evaluate(self, inputs: tuple) -> tuple[jax.Array, jax.Array]:
+        layout = self._layout
+        shape = jnp.broadcast_shapes(*(jnp.shape(x) for x in inputs if x is not None))
+        values = [None if x is None else jnp.broadcast_to(x, shape) for x in inputs]
+        input_op = _COMPOUND_OPS[layout.model.input_op]
+        output_op = _COMPOUND_OPS[layout.model.output_op]
+        out = err = None
+        for k, (member, input_map) in enumerate(
+            zip(self._members, layout.input_maps, strict=True)
+        ):
+            factor, member_err = member._evaluate(tuple(values[p] for p in input_map))
+            member_err = jnp.where(member_err != 0, member_err + k * STACK_STRIDE, 0)
+            err = member_err if err is None else nodes.combine_errors(err, member_err)
+            for position in layout.updates:
+                values[position] = input_op(values[position], factor)
+            out = factor if out is None else output_op(out, factor)
+        return jnp.where(err != 0, jnp.nan, out), err
+
+    def _raise(self, errors: np.ndarray, inputs: Sequence[Any]) -> None:
+        errors = np.asarray(errors)
+        first = int(errors.reshape(-1)[np.flatnonzero(errors)[0]])
+        k = first // STACK_STRIDE
+        member_errors = np.where(errors // STACK_STRIDE == k, errors % STACK_STRIDE, 0)
+        member_inputs = [inputs[p] for p in self._layout.input_maps[k]]
+        self._members[k]._raise(
+            member_errors,
+            member_inputs,
+            f" (in compound {self.name!r}; the value shown is the compound's input, "
+            "before earlier corrections updated it)",
+        )
+
+
+def _rebuild_compound(model, strings, input_maps, updates, members) -> LoweredCompound:
+    return LoweredCompound(_CompoundLayout(model, strings, input_maps, updates), members)
+
