@@ -238,11 +238,7 @@ class LoweredCorrection:
             self._raise(errors, aligned)
 
     def _evaluate(self, inputs: tuple) -> tuple[jax.Array, jax.Array]:
-        # The barrier keeps tables and inputs opaque to XLA: inside a caller's jit they
-        # would otherwise be constants that XLA folds and reassociates (e.g. (x*3)*3 ->
-        # x*9), which changes values (and HashPRNG's bits).
-        params, inputs = jax.lax.optimization_barrier((self.tables(), inputs))
-        return nodes.evaluate_root(self._layout.node, params, inputs, self._relaxation)
+        return nodes.evaluate_root(self._layout.node, self.tables(), inputs, self._relaxation)
 
     def _raise(self, errors: np.ndarray, inputs: Sequence[Any], context: str = "") -> None:
         values = _inputs.merged(self.strings, inputs)

@@ -193,6 +193,10 @@ _UNARY_OPS = {
 }
 
 
+def _composed(outer, inner):
+    return lambda *args: outer(inner(*args))
+
+
 def remap_slots(tree: tuple, remap: dict[int, int]) -> tuple:
     """The tree with slot k renamed ``remap[k]``."""
     kind = tree[0]
@@ -209,16 +213,28 @@ _COMPARISONS = ("GREATER", "LESS", "GREATEREQ", "LESSEQ")
 _LOGIC = ("LOGICALAND", "LOGICALOR")
 
 
-def evaluate_tree(tree: tuple, variables: Sequence, slots: Sequence, relax=None):
+def _identity(x):
+    return x
+
+
+# Functions whose results XLA may rewrite when composed (see nodes._opaque).
+_HIDDEN = frozenset(_UNARY_OPS) - {"NEGATIVE", "ABS"} | {"POW", "ATAN2"}
+
+
+def evaluate_tree(
+    tree: tuple, variables: Sequence, slots: Sequence, relax=None, opaque=_identity
+):
     """Evaluate a template tree; ``variables[i]`` is input i, ``slots[k]`` slot k.
+
+    ``opaque(x)`` hides a function's result from XLA's algebraic rewrites.
 
     ``relax``: a ``relax.Relaxation`` whose ``formula_width`` relaxes comparisons
     (and ``&&``/``||`` of comparisons); None or no width keeps C++ semantics.
     """
-    return _evaluate(tree, variables, slots, relax)[0]
+    return _evaluate(tree, variables, slots, relax, opaque)[0]
 
 
-def _evaluate(tree, variables, slots, relax):
+def _evaluate(tree, variables, slots, relax, opaque):
     """(value, exact value, soft truth value or None) of a subtree.
 
     ``exact`` is None where it equals the value. A relaxed comparison has a soft truth value in
@@ -231,15 +247,19 @@ def _evaluate(tree, variables, slots, relax):
     if kind == "var":
         return variables[tree[1]], None, None
     if kind == "unary":
-        value, exact, _ = _evaluate(tree[2], variables, slots, relax)
+        value, exact, _ = _evaluate(tree[2], variables, slots, relax, opaque)
         function = _UNARY_OPS[tree[1]]
+        if tree[1] in _HIDDEN:
+            function = _composed(opaque, function)
         if exact is None or exact is value:
             return function(value), None, None
         return function(value), function(exact), None
     op = tree[1]
-    left, exact_left, soft_left = _evaluate(tree[2], variables, slots, relax)
-    right, exact_right, soft_right = _evaluate(tree[3], variables, slots, relax)
+    left, exact_left, soft_left = _evaluate(tree[2], variables, slots, relax, opaque)
+    right, exact_right, soft_right = _evaluate(tree[3], variables, slots, relax, opaque)
     function = _BINARY_OPS[op]
+    if op in _HIDDEN:
+        function = _composed(opaque, function)
     width = None if relax is None else relax.formula_width
     if width is None:
         return function(left, right), None, None

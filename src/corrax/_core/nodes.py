@@ -105,6 +105,7 @@ class Context:
     inputs: tuple
     live: Any = None
     relax: _relax.Relaxation = _relax.EXACT
+    zero: Any = None  # an unsigned 0 that XLA cannot see as a constant, see ``opaque``
 
     def real(self, index: int):
         x = self.inputs[index]
@@ -121,12 +122,37 @@ class Context:
 
     def restricted(self, mask) -> Context:
         live = mask if self.live is None else (self.live & mask)
-        return Context(self.inputs, live, self.relax)
+        return Context(self.inputs, live, self.relax, self.zero)
 
     def replaced(self, index: int, value) -> Context:
         inputs = list(self.inputs)
         inputs[index] = value
-        return Context(tuple(inputs), self.live, self.relax)
+        return Context(tuple(inputs), self.live, self.relax, self.zero)
+
+    def opaque(self, x):
+        """``x`` unchanged, but hidden from XLA's algebraic simplifier (see ``_opaque``)."""
+        return x if self.zero is None else _opaque(x, self.zero)
+
+
+@jax.custom_jvp
+def _opaque(x, zero):
+    """``x`` XOR-ed bitwise with ``zero``, an unsigned 0 that XLA cannot prove to be 0.
+
+    XLA rewrites compositions of functions on floats, also without fast-math:
+    ``log(pow(a, b)) -> b*log(|a|)``, ``log(exp(x)) -> x``, ``exp(a)*exp(b) -> exp(a+b)``,
+    ``a/sqrt(b) -> a*rsqrt(b)``. C++ computes each function as written, so each
+    function's result goes through this identity, which no rewrite can see through
+    and which costs one integer operation per element.
+    """
+    unsigned = jnp.uint64 if x.dtype == jnp.float64 else jnp.uint32
+    bits = jax.lax.bitcast_convert_type(x, unsigned) ^ zero.astype(unsigned)
+    return jax.lax.bitcast_convert_type(bits, x.dtype)
+
+
+@_opaque.defjvp
+def _opaque_jvp(primals, tangents):
+    x, zero = primals
+    return _opaque(x, zero), tangents[0]
 
 
 class Node:
@@ -185,7 +211,8 @@ class Formula(Node):
         variables = [
             None if ctx.inputs[i] is None else ctx.guard(ctx.real(i)) for i in range(n_inputs)
         ]
-        return _formula.evaluate_tree(self.tree, variables, slot_list, ctx.relax), None
+        value = _formula.evaluate_tree(self.tree, variables, slot_list, ctx.relax, ctx.opaque)
+        return value, None
 
     def optimized(self, params, fast=True):
         """One column per distinct slot: equal columns merge (so XLA evaluates a repeated
@@ -591,9 +618,14 @@ def evaluate_root(
 
     Elements with an error get NaN (err says which); see ``decode_error``.
     """
+    # The barrier keeps tables and inputs opaque to XLA: inside a caller's jit they
+    # would otherwise be constants that XLA folds and reassociates (e.g. (x*3)*3 ->
+    # x*9, or a whole formula evaluated by XLA's constant folder), changing values.
+    zero = jnp.zeros((), dtype=jnp.uint32)
+    params, inputs, zero = jax.lax.optimization_barrier((params, inputs, zero))
     shape = jnp.broadcast_shapes(*(jnp.shape(x) for x in inputs if x is not None))
     inputs = tuple(None if x is None else jnp.broadcast_to(x, shape) for x in inputs)
-    value, err = node.evaluate(params, Context(inputs, None, relax), None)
+    value, err = node.evaluate(params, Context(inputs, None, relax, zero), None)
     dtype = jnp.result_type(float)
     value = jnp.broadcast_to(jnp.asarray(value, dtype=dtype), shape)
     if err is None:
