@@ -6,7 +6,7 @@ import jax
 import numpy as np
 from documents import INT, REAL, STRING, binning, category, document, formula, multibinning, text
 from documents import variables as make_variables
-from hypothesis import HealthCheck, given, settings
+from hypothesis import example, given
 from hypothesis import strategies as st
 from oracle import generate_inputs, oracle_evaluate, oracle_set
 
@@ -109,8 +109,35 @@ def _finite(arg):
     return arg
 
 
-@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+def _times_three(content):
+    rule = formula("x*[0]", ["x", "y"], [3.0])
+    return {"nodetype": "transform", "input": "x", "rule": rule, "content": content}
+
+
+# Found by random runs: (x*3)*3 folded by XLA inside a caller's jit changed HashPRNG's
+# bits; log10(pow(-4, x)) rewritten by XLA to x*log10(|-4|) hid a NaN from the binning.
+CHAINED_TRANSFORMS = binning(
+    "y",
+    [-5.0, 0.0, 5.0],
+    [
+        _times_three(
+            _times_three({"nodetype": "hashprng", "inputs": ["x", "k"], "distribution": "stdflat"})
+        ),
+        1.0,
+    ],
+    "clamp",
+)
+NAN_INTO_UNIFORM = {
+    "nodetype": "transform",
+    "input": "x",
+    "rule": formula("log10(pow((-4),x))", ["x", "y"], []),
+    "content": binning("x", {"n": 3, "low": -1.0, "high": 2.0}, [10.0, 11.0, 12.0], 2.5),
+}
+
+
 @given(data=nodes(), string=st.sampled_from(["a", "b", "z"]), seed=st.integers(0, 2**16))
+@example(data=CHAINED_TRANSFORMS, string="a", seed=0)
+@example(data=NAN_INTO_UNIFORM, string="a", seed=1)
 def test_random_documents_equal_correctionlib(data, string, seed):
     doc = document(data, INPUTS)
     reference = oracle_set(text(doc))["c"]
@@ -122,9 +149,14 @@ def test_random_documents_equal_correctionlib(data, string, seed):
     if failed.all() and np.ndim(failed) == 0:
         return
     try:
-        got = np.asarray(jax.jit(lambda x, y, k: corr.evaluate(x, y, k, string))(*args[:3]))
+        in_callers_jit = jax.jit(lambda x, y, k: corr.evaluate(x, y, k, string))(*args[:3])
+        closed_over = jax.jit(lambda: corr.evaluate(*args[:3], string))()
+        eager, errors = corr.evaluate_with_errors(*args[:3], string)
     except corrax.MissingCategoryError:
         assert failed.all()
         return
-    np.testing.assert_allclose(got[~failed], want[~failed], rtol=1e-12, atol=1e-12)
-    assert np.isnan(got[failed]).all()
+    for got in (in_callers_jit, closed_over, eager):
+        got = np.asarray(got)
+        np.testing.assert_allclose(got[~failed], want[~failed], rtol=1e-12, atol=1e-12)
+        assert np.isnan(got[failed]).all()
+    np.testing.assert_array_equal(np.asarray(errors) != 0, failed)
