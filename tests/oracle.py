@@ -103,7 +103,9 @@ NO_SUCH_KEY = "__no_such_key__"
 
 
 def string_combinations(correction: schemav2.Correction, limit: int, rng) -> list[tuple]:
-    """Tuples of values for the string inputs: every combination, or a sample."""
+    """Tuples of values for the string inputs: every combination, or a sample of
+    ``limit`` that always holds one with a key that matches nothing (if any) and
+    otherwise combinations of real keys."""
     values = interesting_values(correction.inputs, [correction.data])
     choices = []
     for var in correction.inputs:
@@ -111,10 +113,15 @@ def string_combinations(correction: schemav2.Correction, limit: int, rng) -> lis
             keys = [k for k in values[var.name]["keys"] if isinstance(k, str)]
             choices.append([*keys, NO_SUCH_KEY])
     combos = list(itertools.product(*choices))
-    if len(combos) > limit:
-        picks = rng.choice(len(combos), limit, replace=False)
-        combos = [combos[i] for i in sorted(picks)]
-    return combos
+    if len(combos) <= limit:
+        return combos
+    known = [c for c in combos if NO_SUCH_KEY not in c]
+    unknown = [c for c in combos if NO_SUCH_KEY in c]
+    n_known = min(len(known), limit - 1 if unknown else limit)
+    picks = [known[i] for i in sorted(rng.choice(len(known), n_known, replace=False))]
+    if unknown:
+        picks.append(unknown[int(rng.integers(len(unknown)))])
+    return picks
 
 
 def generate_inputs(

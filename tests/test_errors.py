@@ -67,7 +67,8 @@ def test_under_grad_failing_elements_are_nan(cset):
     grad = jax.grad(lambda pt: cset["sf"].evaluate(jnp.array([5, 5]), pt).sum())
     value = jax.value_and_grad(lambda pt: cset["sf"].evaluate(jnp.array([5, 5]), pt).sum())
     assert np.isnan(value(jnp.array([5.0, 25.0]))[0])
-    assert grad(jnp.array([5.0, 15.0])).shape == (2,)
+    # in range: a bin lookup is piecewise constant, its exact derivative is 0
+    np.testing.assert_array_equal(grad(jnp.array([5.0, 15.0])), [0.0, 0.0])
 
 
 def test_wrong_number_of_inputs_shows_signature(cset):

@@ -198,3 +198,10 @@ def test_every_user_error_is_a_corrax_error(pair):
             failure()
     with jax.enable_x64(False), pytest.raises(corrax.PrecisionError, match="64-bit"):
         corrax.CorrectionSet(hashing)["c"].evaluate(np.float32(1.0))
+
+
+def test_a_correction_of_string_inputs_only_gives_a_scalar():
+    doc = document(category("s", {"a": 1.5, "b": 2.5}), variables(("s", STRING)))
+    corr, reference = corrax.CorrectionSet(doc)["c"], oracle_set(text(doc))["c"]
+    assert float(corr.evaluate("b")) == reference.evaluate("b")
+    assert float(jax.jit(lambda: corr.evaluate("a"))()) == reference.evaluate("a")

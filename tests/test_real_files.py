@@ -1,10 +1,12 @@
 """Every correction and compound correction of the real CMS files equals correctionlib.
 
-For each correction, 10^4 generated inputs (inside the bins, exactly on edges, just
-below edges, outside, ±inf, NaN, category keys with and without a match) spread
-over its string-input combinations (all of them, or a random sample of 8). Values
-are compared with correctionlib's; where correctionlib raises, corrax must give NaN
-under jit and raise the same kind of error eagerly.
+For each correction, generated inputs (inside the bins, exactly on edges, just below
+edges, outside, ±inf, NaN, category keys with and without a match) spread over its
+string-input combinations. Values are compared with correctionlib's; where
+correctionlib raises, corrax must give NaN under jit and raise the same kind of error
+eagerly. The default run samples 2,000 inputs over up to 3 string combinations per
+correction (every correction of every file); ``make test-all`` (marker ``slow``) runs
+10^4 inputs over up to 8 combinations.
 """
 
 from __future__ import annotations
@@ -26,8 +28,12 @@ from oracle import (
 
 import corrax
 
-N_INPUTS = 10_000
-MAX_STRING_COMBINATIONS = 8
+SAMPLED = {"n_inputs": 2_000, "max_combinations": 3}
+EXHAUSTIVE = {"n_inputs": 10_000, "max_combinations": 8}
+SWEEPS = [
+    pytest.param(SAMPLED, id="sampled"),
+    pytest.param(EXHAUSTIVE, id="exhaustive", marks=pytest.mark.slow),
+]
 # Tables compare exactly. Formulas compare to 1e-12 relative; XLA may fuse a*b+c into
 # one rounding where C++ rounds twice, so values that cancel to ~0 get an absolute floor.
 FORMULA_RTOL, FORMULA_ATOL = 1e-12, 1e-14
@@ -62,8 +68,9 @@ def _check(corr, reference, args, exact: bool):
     return int(np.size(want))
 
 
+@pytest.mark.parametrize("sweep", SWEEPS)
 @pytest.mark.parametrize("path", FILES or [MISSING], ids=[p.name for p in FILES] or None)
-def test_every_correction_equals_correctionlib(path, record_property):
+def test_every_correction_equals_correctionlib(path, sweep, record_property):
     require_shared(path)
     rng = np.random.default_rng(zlib.crc32(path.name.encode()))
     cset = corrax.CorrectionSet.from_file(path)
@@ -72,9 +79,9 @@ def test_every_correction_equals_correctionlib(path, record_property):
     for name in cset:
         corr = cset[name]
         exact = not _has_formula(corr.model)
-        combos = string_combinations(corr.model, MAX_STRING_COMBINATIONS, rng)
+        combos = string_combinations(corr.model, sweep["max_combinations"], rng)
         known = [c for c in combos if NO_SUCH_KEY not in c]
-        per_combo = max(N_INPUTS // max(len(known), 1), 1)
+        per_combo = max(sweep["n_inputs"] // max(len(known), 1), 1)
         checked[name] = 0
         for strings in combos:
             n = per_combo if strings in known else 100
@@ -87,7 +94,7 @@ def test_every_correction_equals_correctionlib(path, record_property):
                     reference[name].evaluate(*args)
     record_property("inputs_checked", sum(checked.values()))
     numeric = [n for n in cset if any(v.type != "string" for v in cset[n].inputs)]
-    assert all(checked[n] >= 0.9 * N_INPUTS for n in numeric if checked[n] > 0)
+    assert all(checked[n] >= 0.9 * sweep["n_inputs"] for n in numeric if checked[n] > 0)
     assert sum(checked[n] > 0 for n in cset) >= 0.9 * len(cset)
 
 
@@ -106,7 +113,7 @@ def test_every_compound_equals_correctionlib(path):
     for name in cset.compound:
         compound = cset.compound[name]
         members = [member.model.data for member in compound.stack]
-        args = generate_for(compound.inputs, members, (), N_INPUTS, rng, specials=False)
+        args = generate_for(compound.inputs, members, (), 10_000, rng, specials=False)
         want, failed = oracle_evaluate(reference.compound[name], args)
         got = jit_evaluate(compound, args)
         np.testing.assert_allclose(

@@ -81,8 +81,11 @@ def test_smooth_gradients_match_finite_differences_to_second_order():
         eps=1e-4,
         rtol=1e-4,
     )
-    hessian = jax.hessian(lambda x: smooth.evaluate(x).sum())(jnp.array([1.2, 2.6]))
-    assert hessian.shape == (2, 2) and np.isfinite(hessian).all()
+    x = jnp.array([1.2, 2.6])
+    hessian = jax.hessian(lambda x: smooth.evaluate(x).sum())(x)
+    grad, step = jax.grad(lambda x: smooth.evaluate(x).sum()), 1e-5
+    numeric = np.stack([(grad(x + step * e) - grad(x - step * e)) / (2 * step) for e in np.eye(2)])
+    np.testing.assert_allclose(hessian, numeric, rtol=1e-4, atol=1e-6)
 
 
 @pytest.mark.parametrize("mode", ["straight_through", "smooth"])
@@ -96,7 +99,9 @@ def test_flows_are_respected(mode):
     assert np.isnan(jax.jit(error.evaluate)(8.0))
     clamp = sf().relaxed(mode, **kwargs)
     np.testing.assert_allclose(clamp.evaluate(jnp.array([-50.0, 50.0])), [1.0, 5.0], atol=1e-12)
-    assert np.isfinite(jax.grad(lambda x: clamp.evaluate(x).sum())(jnp.array([-50.0, 50.0]))).all()
+    # far in the clamped flows the value is constant: zero derivative
+    outer = jax.grad(lambda x: clamp.evaluate(x).sum())(jnp.array([-50.0, 50.0]))
+    np.testing.assert_allclose(outer, 0.0, atol=1e-12)
 
 
 def test_multibinning_straight_through_is_bilinear_between_centres():

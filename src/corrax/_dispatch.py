@@ -74,6 +74,9 @@ def call(evaluable: Any, inputs: tuple) -> jax.Array:
 def run_blocks(evaluable: Any, inputs: tuple) -> tuple[np.ndarray, np.ndarray]:
     """Eager evaluation on padded blocks; host arrays of the broadcast shape."""
     arrays = [None if x is None else np.asarray(x) for x in inputs]
+    if all(a is None for a in arrays):  # string inputs only: one scalar
+        value, error = _evaluate(evaluable, inputs)
+        return np.asarray(value), np.asarray(error)
     shape = np.broadcast_shapes(*(a.shape for a in arrays if a is not None))
     n = math.prod(shape)
     flat = [None if a is None else np.broadcast_to(a, shape).reshape(-1) for a in arrays]
