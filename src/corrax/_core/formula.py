@@ -193,6 +193,18 @@ _UNARY_OPS = {
 }
 
 
+def variables_used(tree: tuple) -> frozenset[int]:
+    """The input indices a template reads."""
+    kind = tree[0]
+    if kind == "var":
+        return frozenset((tree[1],))
+    if kind == "slot":
+        return frozenset()
+    if kind == "unary":
+        return variables_used(tree[2])
+    return variables_used(tree[2]) | variables_used(tree[3])
+
+
 def _composed(outer, inner):
     return lambda *args: outer(inner(*args))
 

@@ -22,6 +22,7 @@ fail, else an int32 array, 0 where fine, else an error code (see ``error_code``)
 
 from __future__ import annotations
 
+import functools
 import itertools
 from dataclasses import dataclass
 from typing import Any
@@ -203,15 +204,15 @@ class Formula(Node):
     def evaluate(self, params, ctx, row):
         slots = params["slots"]
         if isinstance(slots, tuple):
-            slot_list = [ctx.guard(take(column, row)) for column in slots]
+            columns = slots
         else:
-            gathered = take(slots, row)
-            slot_list = [ctx.guard(gathered[..., k]) for k in range(self.n_slots)]
-        n_inputs = len(ctx.inputs)
-        variables = [
-            None if ctx.inputs[i] is None else ctx.guard(ctx.real(i)) for i in range(n_inputs)
-        ]
-        value = _formula.evaluate_tree(self.tree, variables, slot_list, ctx.relax, ctx.opaque)
+            columns = tuple(slots[:, k] for k in range(self.n_slots))
+        variables = tuple(
+            None if x is None else ctx.guard(ctx.real(i)) for i, x in enumerate(ctx.inputs)
+        )
+        used = _formula.variables_used(self.tree)
+        variables = tuple(x if i in used else None for i, x in enumerate(variables))
+        value = _formula_value(self.tree, ctx.relax, ctx.zero, ctx.live, columns, row, variables)
         return value, None
 
     def optimized(self, params, fast=True):
@@ -251,6 +252,69 @@ class HashPRNG(Node):
     def evaluate(self, params, ctx, row):
         seeds = jnp.broadcast_arrays(*(ctx.inputs[i] for i in self.inputs))
         return hashprng(seeds, self.distribution), None
+
+
+@functools.partial(jax.custom_jvp, nondiff_argnums=(0, 1))
+def _formula_value(tree, relax, zero, live, columns, row, variables):
+    """A formula's value with the slots of instance ``row``.
+
+    Its derivative rule computes the partial derivatives with respect to each input
+    with a tangent, and each slot with a tangent, in the forward pass (from the same
+    gathers, fused into the same loop), so that reverse mode keeps one array per
+    differentiated input instead of every gathered parameter and intermediate value.
+    Derivatives of elements outside ``live`` are 0 (unselected branches never poison
+    a gradient with NaN).
+    """
+    slots = [take(column, row) for column in columns]
+    opaque = (lambda x: x) if zero is None else (lambda x: _opaque(x, zero))
+    return _formula.evaluate_tree(tree, variables, slots, relax, opaque)
+
+
+def _formula_value_jvp(tree, relax, primals, tangents):
+    zero, live, columns, row, variables = primals
+    _, _, column_dots, _, variable_dots = tangents
+    slots = [take(column, row) for column in columns]
+    opaque = (lambda x: x) if zero is None else (lambda x: _opaque(x, zero))
+
+    def value_of(variables, slots):
+        return _formula.evaluate_tree(tree, variables, slots, relax, opaque)
+
+    value = value_of(variables, slots)
+    # The derivatives gather the slots again, through a row index XLA cannot prove
+    # equal to ``row``: a gather read by two fusions would be written out as a
+    # batch-sized array, while two gathers of a small table fuse into their loops.
+    # Likewise the inputs: XLA would otherwise write out every transcendental value
+    # that the formula and its derivative share; recomputing them in the derivative's
+    # own loop is cheaper than the memory traffic.
+    if zero is not None:
+        if row is not None:
+            slots = [take(column, row ^ zero.astype(row.dtype)) for column in columns]
+        variables = tuple(None if v is None else _opaque(v, zero) for v in variables)
+    tangent = jnp.zeros_like(value)
+    directions = [
+        ("variable", i, dot) for i, dot in enumerate(variable_dots) if _nonzero(dot)
+    ] + [("slot", k, dot) for k, dot in enumerate(column_dots) if _nonzero(dot)]
+    for kind, index, dot in directions:
+        unit_variables = [None if v is None else jnp.zeros_like(v) for v in variables]
+        unit_slots = [jnp.zeros_like(slot) for slot in slots]
+        if kind == "variable":
+            unit_variables[index] = jnp.ones_like(variables[index])
+            along = dot
+        else:
+            unit_slots[index] = jnp.ones_like(slots[index])
+            along = take(dot, row)
+        _, partial = jax.jvp(value_of, (variables, slots), (tuple(unit_variables), unit_slots))
+        if live is not None:
+            partial = jnp.where(live, partial, 0.0)
+        tangent = tangent + partial * along
+    return value, tangent
+
+
+def _nonzero(tangent) -> bool:
+    return tangent is not None and not isinstance(tangent, jax.custom_derivatives.SymbolicZero)
+
+
+_formula_value.defjvp(_formula_value_jvp, symbolic_zeros=True)
 
 
 def _round_half_away(value):
