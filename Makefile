@@ -4,7 +4,9 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: test demo bench lint clean
+JEC_FILE := $(wildcard ../shared/data/corrections/JME__2018_UL__jet_jerc.json.gz)
+
+.PHONY: test test-all fuzz demo bench lint clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -15,16 +17,24 @@ $(STAMP): pyproject.toml
 test: $(STAMP)
 	$(BIN)/python -m pytest
 
+# every real correction with 10^4 inputs over up to 8 string combinations
+test-all: $(STAMP)
+	$(BIN)/python -m pytest -m "slow or not slow"
+
+# long random-document runs (not derandomised); failures become @example cases
+fuzz: $(STAMP)
+	$(BIN)/python -m pytest tests/test_hypothesis.py --hypothesis-profile=fuzz -x
+
 demo: $(STAMP)
-	$(BIN)/python -m corrax.demo
+	$(BIN)/python -m corrax.demo $(JEC_FILE)
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/run.py
 
 lint: $(STAMP)
 	$(BIN)/python -m pip install --quiet ruff
-	$(BIN)/ruff check src tests benchmarks
-	$(BIN)/ruff format --check src tests benchmarks
+	$(BIN)/ruff check src tests benchmarks notebooks/execute.py
+	$(BIN)/ruff format --check src tests benchmarks notebooks/execute.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache

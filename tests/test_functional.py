@@ -106,7 +106,9 @@ def test_compound_errors_under_jit_name_the_member():
 
 
 def test_chunks_of_any_size_compile_at_most_once_per_ladder_rung():
-    doc = document(binning("x", [0.0, 1.0, 2.0, 3.0], [1.0, 2.0, 3.0], "clamp"), variables(("x", REAL)))
+    doc = document(
+        binning("x", [0.0, 1.0, 2.0, 3.0], [1.0, 2.0, 3.0], "clamp"), variables(("x", REAL))
+    )
     corr = corrax.CorrectionSet(doc)["c"]
     reference = oracle_set(text(doc))["c"]
     rng = np.random.default_rng(3)
@@ -170,7 +172,7 @@ def test_integers_beyond_int64_raise():
 
 def test_float32_mode_warns_once_when_float64_arrives(pair, monkeypatch):
     corr, reference = pair
-    monkeypatch.setattr(corrax._inputs, "_warned_float32", False)
+    monkeypatch.setitem(corrax._inputs._warned, "float32", False)
     with jax.enable_x64(False):
         with pytest.warns(corrax.PrecisionWarning, match="jax_enable_x64"):
             value = corr.evaluate("nom", ETA, PT)

@@ -155,8 +155,8 @@ def test_random_documents_equal_correctionlib(data, string, seed):
     except corrax.MissingCategoryError:
         assert failed.all()
         return
-    for got in (in_callers_jit, closed_over, eager):
-        got = np.asarray(got)
+    for result in (in_callers_jit, closed_over, eager):
+        got = np.asarray(result)
         np.testing.assert_allclose(got[~failed], want[~failed], rtol=1e-12, atol=1e-12)
         assert np.isnan(got[failed]).all()
     np.testing.assert_array_equal(np.asarray(errors) != 0, failed)

@@ -1,4 +1,5 @@
-"""The notebooks execute top to bottom (with the real CMS files beside the repo)."""
+"""The notebooks execute top to bottom (with the real CMS files beside the repo), and
+are committed with their outputs (figures included), as users browse them."""
 
 from __future__ import annotations
 
@@ -23,6 +24,10 @@ def test_notebook_executes(path, monkeypatch):
         kernel_name="python3",
         resources={"metadata": {"path": str(path.parent)}},
     )
+    committed = nbformat.read(path, as_version=4)
     client.execute()
-    outputs = [o for cell in notebook.cells if cell.cell_type == "code" for o in cell.outputs]
-    assert not [o for o in outputs if o.get("output_type") == "error"]
+    for executed in (notebook, committed):
+        outputs = [o for cell in executed.cells if cell.cell_type == "code" for o in cell.outputs]
+        assert not [o for o in outputs if o.get("output_type") == "error"]
+        figures = [o for o in outputs if "image/png" in o.get("data", {})]
+        assert figures, "no figure rendered (run notebooks/execute.py before committing)"

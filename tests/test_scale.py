@@ -67,11 +67,7 @@ def test_real_jec_lowers_to_a_few_structures():
     assert len(root.content.groups) == 1
     assert isinstance(
         root.content.groups[0],
-        type(
-            cset["Summer19UL18_V5_MC_L3Absolute_AK4PFchs"]
-            .lower()
-            ._layout.node.content.groups[0]
-        ),
+        type(cset["Summer19UL18_V5_MC_L3Absolute_AK4PFchs"].lower()._layout.node.content.groups[0]),
     )
 
 

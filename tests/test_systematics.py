@@ -143,7 +143,10 @@ def test_histogram_covariance_equals_the_sum_of_independent_shifts(muon):
     expected = np.zeros((2, 2))
     # shift the contents (edges carry a "σ" too, but a histogram has no derivative there)
     is_content = np.concatenate(
-        [np.full(np.size(leaf), "edges" not in name) for name, leaf in nominal.leaves_by_name().items()]
+        [
+            np.full(np.size(leaf), "edges" not in name)
+            for name, leaf in nominal.leaves_by_name().items()
+        ]
     )
     for i in np.flatnonzero(is_content & np.isfinite(syst) & (syst != 0)):
         shifted = flat.at[i].add(syst[i])

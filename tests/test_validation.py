@@ -73,7 +73,10 @@ def test_rejected_at_load_like_correctionlib(case):
         doc = document(data, inputs)
         with pytest.raises(RuntimeError):  # the oracle: correctionlib's loader
             _core.CorrectionSet.from_string(json.dumps(doc))
-        for load in (corrax.CorrectionSet, lambda d: corrax.CorrectionSet.from_string(json.dumps(d))):
+        for load in (
+            corrax.CorrectionSet,
+            lambda d: corrax.CorrectionSet.from_string(json.dumps(d)),
+        ):
             with pytest.raises(corrax.InvalidDocumentError) as info:
                 load(doc)
             text = str(info.value)
@@ -82,7 +85,9 @@ def test_rejected_at_load_like_correctionlib(case):
 
 def test_formularef_out_of_range_is_rejected():
     generic = [{"nodetype": "formula", "expression": "x", "parser": "TFormula", "variables": ["x"]}]
-    doc = document({"nodetype": "formularef", "index": 3, "parameters": []}, REALS, generic_formulas=generic)
+    doc = document(
+        {"nodetype": "formularef", "index": 3, "parameters": []}, REALS, generic_formulas=generic
+    )
     with pytest.raises(IndexError):
         _core.CorrectionSet.from_string(json.dumps(doc))
     with pytest.raises(corrax.InvalidDocumentError, match="FormulaRef index 3 out of range"):

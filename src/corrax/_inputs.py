@@ -17,7 +17,7 @@ import numpy as np
 
 from .errors import InvalidInputError, PrecisionWarning
 
-_warned_float32 = False
+_warned = {"float32": False}  # warnings given once per process
 
 
 def signature(name: str, variables: Sequence[Any]) -> str:
@@ -97,7 +97,9 @@ def check_broadcast(name: str, variables: Sequence[Any], numbers: Sequence[Any])
         return np.broadcast_shapes(*shapes)
     except ValueError:
         described = ", ".join(
-            f"{v.name}: {np.shape(x)}" for v, x in zip(variables, numbers, strict=True) if x is not None
+            f"{v.name}: {np.shape(x)}"
+            for v, x in zip(variables, numbers, strict=True)
+            if x is not None
         )
         raise InvalidInputError(
             f"correction {name!r}: inputs of shapes that do not broadcast together ({described})"
@@ -195,10 +197,9 @@ def _check_int_range(name: str, variable: Any, array: np.ndarray, target: np.dty
 
 def warn_float32() -> None:
     """Warn, once per process, that float64 inputs are evaluated in float32."""
-    global _warned_float32
-    if _warned_float32:
+    if _warned["float32"]:
         return
-    _warned_float32 = True
+    _warned["float32"] = True
     warnings.warn(
         "corrax: float64 inputs are evaluated in float32 because JAX's 64-bit mode is off "
         "in this process, so values differ from correctionlib's at the 1e-7 level. Enable it "

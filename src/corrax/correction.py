@@ -13,7 +13,6 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 import jax
-import jax.numpy as jnp
 import numpy as np
 from correctionlib import schemav2
 
@@ -128,14 +127,10 @@ class Correction:
         ``formula_width``: also relax comparisons inside formulas, with this width.
         The copy shares this correction's lowered tables.
         """
-        relaxation = _relax.make(
-            self.name, self._model.inputs, mode, widths, inputs, formula_width
-        )
+        relaxation = _relax.make(self.name, self._model.inputs, mode, widths, inputs, formula_width)
         return Correction._relaxed_copy(self, relaxation)
 
-    def lower(
-        self, *strings: str, differentiable: bool = False, **named: str
-    ) -> LoweredCorrection:
+    def lower(self, *strings: str, differentiable: bool = False, **named: str) -> LoweredCorrection:
         """The correction with its string inputs fixed (in input order, or by name),
         lowered to tables plus a pure function: see ``corrax.LoweredCorrection``.
         ``differentiable``: every number of the document its own table entry."""
@@ -228,7 +223,7 @@ def _rebuild_correction(model: schemav2.Correction, relaxation: Relaxation) -> C
 
 
 def _jax_inputs(numbers: tuple) -> tuple:
-    return tuple(None if x is None else jnp.asarray(x) for x in numbers)
+    return tuple(x if x is None or _inputs.is_traced(x) else jax.device_put(x) for x in numbers)
 
 
 class CompoundCorrection:
@@ -251,11 +246,26 @@ class CompoundCorrection:
     def __reduce__(self):
         return _rebuild_compound, (self._model, {c.name: c for c in self._stack})
 
-    name = property(lambda self: self._model.name)
-    description = property(lambda self: self._model.description or "")
-    inputs = property(lambda self: list(self._model.inputs))
-    output = property(lambda self: self._model.output)
-    stack = property(lambda self: list(self._stack))
+    @property
+    def name(self) -> str:
+        return self._model.name
+
+    @property
+    def description(self) -> str:
+        return self._model.description or ""
+
+    @property
+    def inputs(self) -> list[schemav2.Variable]:
+        return list(self._model.inputs)
+
+    @property
+    def output(self) -> schemav2.Variable:
+        return self._model.output
+
+    @property
+    def stack(self) -> list[Correction]:
+        """The chained corrections, in order."""
+        return list(self._stack)
 
     @property
     def model(self) -> schemav2.CompoundCorrection:
@@ -305,4 +315,3 @@ class CompoundCorrection:
 
 def _rebuild_compound(model, corrections) -> CompoundCorrection:
     return CompoundCorrection(model, corrections)
-

@@ -1,8 +1,7 @@
 """``python -m corrax.demo [FILE]``: load a correction, evaluate it, jit it, differentiate it.
 
-With the CMS JEC file (``JME__2018_UL__jet_jerc.json.gz``, found as
-``../shared/data/corrections/...`` from the current directory, or given as FILE) it runs the real
-L1L2L3Res compound. Without it, it runs an embedded JEC-like document of the same
+Given the CMS JEC file (``JME__2018_UL__jet_jerc.json.gz``) as FILE it runs the real
+L1L2L3Res compound. Without FILE it runs an embedded JEC-like document of the same
 structure (an eta binning of per-bin pt formulas, chained like L1 → L2 → L3).
 Values are compared with correctionlib, which computes the same in C++.
 """
@@ -21,7 +20,6 @@ import numpy as np
 
 import corrax
 
-JEC_FILE = pathlib.Path("../shared/data/corrections/JME__2018_UL__jet_jerc.json.gz")
 JEC_COMPOUND = "Summer19UL18_V5_MC_L1L2L3Res_AK4PFchs"
 
 
@@ -77,11 +75,11 @@ def embedded_document() -> dict:
 
 def main(argv: list[str]) -> int:
     jax.config.update("jax_enable_x64", True)  # the demo's choice: correctionlib's precision
-    path = pathlib.Path(argv[0]) if argv else JEC_FILE
+    path = pathlib.Path(argv[0]) if argv else None
     rng = np.random.default_rng(42)
     n = 100_000
     eta, pt = rng.uniform(-4.7, 4.7, n), rng.exponential(60.0, n) + 15.0
-    if path.exists():
+    if path is not None:
         print(f"Reading {path}")
         cset, reference = (
             corrax.CorrectionSet.from_file(path),
@@ -92,7 +90,7 @@ def main(argv: list[str]) -> int:
         args: tuple = (area, eta, pt, rho)
         pt_position = 2
     else:
-        print(f"{path} not found: using the embedded JEC-like document")
+        print("No file given: using the embedded JEC-like document")
         document = embedded_document()
         cset = corrax.CorrectionSet(document)
         reference = correctionlib.CorrectionSet.from_string(json.dumps(document))

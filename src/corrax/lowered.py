@@ -246,7 +246,7 @@ class LoweredCorrection:
 
 
 def _jax(x):
-    return None if x is None else jnp.asarray(x)
+    return x if x is None or _inputs.is_traced(x) else jax.device_put(x)
 
 
 def _rebuild_lowered(model, strings, relaxation, differentiable, leaves) -> LoweredCorrection:
@@ -358,9 +358,7 @@ class LoweredCompound:
         input_op = _COMPOUND_OPS[layout.model.input_op]
         output_op = _COMPOUND_OPS[layout.model.output_op]
         out = err = None
-        for k, (member, input_map) in enumerate(
-            zip(self._members, layout.input_maps, strict=True)
-        ):
+        for k, (member, input_map) in enumerate(zip(self._members, layout.input_maps, strict=True)):
             factor, member_err = member._evaluate(tuple(values[p] for p in input_map))
             member_err = jnp.where(member_err != 0, member_err + k * STACK_STRIDE, 0)
             err = member_err if err is None else nodes.combine_errors(err, member_err)
@@ -385,4 +383,3 @@ class LoweredCompound:
 
 def _rebuild_compound(model, strings, input_maps, updates, members) -> LoweredCompound:
     return LoweredCompound(_CompoundLayout(model, strings, input_maps, updates), members)
-

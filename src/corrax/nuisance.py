@@ -199,8 +199,15 @@ class _LoweredNuisance:
         self.branches[b]._raise(branch_errors, inputs[1:])
 
 
-def interpolate(theta, nominal, up, down, interpolation: str = "linear"):
-    """HistFactory interpolation between down (θ = -1), nominal (0) and up (+1)."""
+def interpolate(
+    theta: jax.Array,
+    nominal: jax.Array,
+    up: jax.Array,
+    down: jax.Array,
+    interpolation: Interpolation = "linear",
+) -> jax.Array:
+    """HistFactory interpolation between down (θ = -1), nominal (0) and up (+1),
+    elementwise (arrays broadcast together)."""
     if interpolation == "linear":
         return jnp.where(
             theta >= 0, nominal + theta * (up - nominal), nominal + theta * (nominal - down)

@@ -22,8 +22,8 @@ import jax.scipy.special
 import numpy as np
 from correctionlib import _core
 
-from . import relax as _relax
 from ..errors import InvalidDocumentError
+from . import relax as _relax
 
 _Ast = _core.FormulaAst
 _UNARY = _Ast.UnaryOp
@@ -233,9 +233,7 @@ def _identity(x):
 _HIDDEN = frozenset(_UNARY_OPS) - {"NEGATIVE", "ABS"} | {"POW", "ATAN2"}
 
 
-def evaluate_tree(
-    tree: tuple, variables: Sequence, slots: Sequence, relax=None, opaque=_identity
-):
+def evaluate_tree(tree: tuple, variables: Sequence, slots: Sequence, relax=None, opaque=_identity):
     """Evaluate a template tree; ``variables[i]`` is input i, ``slots[k]`` slot k.
 
     ``opaque(x)`` hides a function's result from XLA's algebraic rewrites.

@@ -18,9 +18,9 @@ import jax
 import numpy as np
 from correctionlib import schemav2
 
+from ..errors import InvalidDocumentError, MissingCategoryError
 from . import formula as _formula
 from . import nodes
-from ..errors import InvalidDocumentError, MissingCategoryError
 
 # Fill values for padding stacked tables: +inf past the last edge keeps edges sorted
 # and makes padded bins unreachable; the largest int does the same for category keys.

@@ -106,7 +106,7 @@ class Context:
     inputs: tuple
     live: Any = None
     relax: _relax.Relaxation = _relax.EXACT
-    zero: Any = None  # an unsigned 0 that XLA cannot see as a constant, see ``opaque``
+    one: Any = None  # a 1.0 that XLA cannot see as a constant, see ``opaque``
 
     def real(self, index: int):
         x = self.inputs[index]
@@ -123,37 +123,29 @@ class Context:
 
     def restricted(self, mask) -> Context:
         live = mask if self.live is None else (self.live & mask)
-        return Context(self.inputs, live, self.relax, self.zero)
+        return Context(self.inputs, live, self.relax, self.one)
 
     def replaced(self, index: int, value) -> Context:
         inputs = list(self.inputs)
         inputs[index] = value
-        return Context(tuple(inputs), self.live, self.relax, self.zero)
+        return Context(tuple(inputs), self.live, self.relax, self.one)
 
     def opaque(self, x):
         """``x`` unchanged, but hidden from XLA's algebraic simplifier (see ``_opaque``)."""
-        return x if self.zero is None else _opaque(x, self.zero)
+        return x if self.one is None else _opaque(x, self.one)
 
 
-@jax.custom_jvp
-def _opaque(x, zero):
-    """``x`` XOR-ed bitwise with ``zero``, an unsigned 0 that XLA cannot prove to be 0.
+def _opaque(x, one):
+    """``x * one``, where ``one`` is a 1.0 that XLA cannot prove to be 1.
 
     XLA rewrites compositions of functions on floats, also without fast-math:
     ``log(pow(a, b)) -> b*log(|a|)``, ``log(exp(x)) -> x``, ``exp(a)*exp(b) -> exp(a+b)``,
     ``a/sqrt(b) -> a*rsqrt(b)``. C++ computes each function as written, so each
-    function's result goes through this identity, which no rewrite can see through
-    and which costs one integer operation per element.
+    function's result goes through this product, which no rewrite can see through.
+    Multiplying by 1 is exact for every value (±0, ±inf and NaN included), costs one
+    multiplication and differentiates like the identity.
     """
-    unsigned = jnp.uint64 if x.dtype == jnp.float64 else jnp.uint32
-    bits = jax.lax.bitcast_convert_type(x, unsigned) ^ zero.astype(unsigned)
-    return jax.lax.bitcast_convert_type(bits, x.dtype)
-
-
-@_opaque.defjvp
-def _opaque_jvp(primals, tangents):
-    x, zero = primals
-    return _opaque(x, zero), tangents[0]
+    return x * one.astype(x.dtype)
 
 
 class Node:
@@ -212,8 +204,11 @@ class Formula(Node):
         )
         used = _formula.variables_used(self.tree)
         variables = tuple(x if i in used else None for i, x in enumerate(variables))
-        value = _formula_value(self.tree, ctx.relax, ctx.zero, ctx.live, columns, row, variables)
-        return value, None
+        if row is not None and ctx.one is not None:
+            value = _formula_value(self.tree, ctx.relax, ctx.one, ctx.live, columns, row, variables)
+            return value, None
+        slots = [ctx.guard(take(column, row)) for column in columns]
+        return _formula.evaluate_tree(self.tree, variables, slots, ctx.relax, ctx.opaque), None
 
     def optimized(self, params, fast=True):
         """One column per distinct slot: equal columns merge (so XLA evaluates a repeated
@@ -255,7 +250,7 @@ class HashPRNG(Node):
 
 
 @functools.partial(jax.custom_jvp, nondiff_argnums=(0, 1))
-def _formula_value(tree, relax, zero, live, columns, row, variables):
+def _formula_value(tree, relax, one, live, columns, row, variables):
     """A formula's value with the slots of instance ``row``.
 
     Its derivative rule computes the partial derivatives with respect to each input
@@ -266,34 +261,32 @@ def _formula_value(tree, relax, zero, live, columns, row, variables):
     a gradient with NaN).
     """
     slots = [take(column, row) for column in columns]
-    opaque = (lambda x: x) if zero is None else (lambda x: _opaque(x, zero))
-    return _formula.evaluate_tree(tree, variables, slots, relax, opaque)
+    return _formula.evaluate_tree(tree, variables, slots, relax, lambda x: _opaque(x, one))
 
 
 def _formula_value_jvp(tree, relax, primals, tangents):
-    zero, live, columns, row, variables = primals
+    one, live, columns, row, variables = primals
     _, _, column_dots, _, variable_dots = tangents
     slots = [take(column, row) for column in columns]
-    opaque = (lambda x: x) if zero is None else (lambda x: _opaque(x, zero))
+
+    def opaque(x):
+        return _opaque(x, one)
 
     def value_of(variables, slots):
         return _formula.evaluate_tree(tree, variables, slots, relax, opaque)
 
     value = value_of(variables, slots)
     # The derivatives gather the slots again, through a row index XLA cannot prove
-    # equal to ``row``: a gather read by two fusions would be written out as a
-    # batch-sized array, while two gathers of a small table fuse into their loops.
-    # Likewise the inputs: XLA would otherwise write out every transcendental value
-    # that the formula and its derivative share; recomputing them in the derivative's
-    # own loop is cheaper than the memory traffic.
-    if zero is not None:
-        if row is not None:
-            slots = [take(column, row ^ zero.astype(row.dtype)) for column in columns]
-        variables = tuple(None if v is None else _opaque(v, zero) for v in variables)
+    # equal to ``row``, from inputs it cannot prove equal to the value's: a gather or
+    # a transcendental value read by two loops would be written out as a batch-sized
+    # array, while recomputing them in the derivative's own loop is cheaper.
+    zero = (one - one).astype(row.dtype)
+    slots = [take(column, row + zero) for column in columns]
+    variables = tuple(None if v is None else _opaque(v, one) for v in variables)
     tangent = jnp.zeros_like(value)
-    directions = [
-        ("variable", i, dot) for i, dot in enumerate(variable_dots) if _nonzero(dot)
-    ] + [("slot", k, dot) for k, dot in enumerate(column_dots) if _nonzero(dot)]
+    directions = [("variable", i, dot) for i, dot in enumerate(variable_dots) if _nonzero(dot)] + [
+        ("slot", k, dot) for k, dot in enumerate(column_dots) if _nonzero(dot)
+    ]
     for kind, index, dot in directions:
         unit_variables = [None if v is None else jnp.zeros_like(v) for v in variables]
         unit_slots = [jnp.zeros_like(slot) for slot in slots]
@@ -685,11 +678,11 @@ def evaluate_root(
     # The barrier keeps tables and inputs opaque to XLA: inside a caller's jit they
     # would otherwise be constants that XLA folds and reassociates (e.g. (x*3)*3 ->
     # x*9, or a whole formula evaluated by XLA's constant folder), changing values.
-    zero = jnp.zeros((), dtype=jnp.uint32)
-    params, inputs, zero = jax.lax.optimization_barrier((params, inputs, zero))
+    one = jnp.ones((), dtype=jnp.result_type(float))
+    params, inputs, one = jax.lax.optimization_barrier((params, inputs, one))
     shape = jnp.broadcast_shapes(*(jnp.shape(x) for x in inputs if x is not None))
     inputs = tuple(None if x is None else jnp.broadcast_to(x, shape) for x in inputs)
-    value, err = node.evaluate(params, Context(inputs, None, relax, zero), None)
+    value, err = node.evaluate(params, Context(inputs, None, relax, one), None)
     dtype = jnp.result_type(float)
     value = jnp.broadcast_to(jnp.asarray(value, dtype=dtype), shape)
     if err is None:

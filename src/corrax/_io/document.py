@@ -16,8 +16,8 @@ from typing import Any
 import pydantic
 from correctionlib import schemav2
 
-from .numbers import rapidjson_float
 from ..errors import InvalidDocumentError
+from .numbers import rapidjson_float
 
 _GZIP_MAGIC = b"\x1f\x8b"
 _MAX_REPORTED_ERRORS = 5

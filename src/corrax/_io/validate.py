@@ -37,7 +37,8 @@ class _Checker:
             raise self.fail(where, f"{what} refers to unknown input {name!r}")
         if kind not in allowed:
             raise self.fail(
-                where, f"{what} cannot use input {name!r} of type {kind} (needs {' or '.join(allowed)})"
+                where,
+                f"{what} cannot use input {name!r} of type {kind} (needs {' or '.join(allowed)})",
             )
         return kind
 
@@ -92,7 +93,8 @@ class _Checker:
         generic = self.correction.generic_formulas or []
         if not 0 <= node.index < len(generic):
             raise self.fail(
-                where, f"FormulaRef index {node.index} out of range ({len(generic)} generic formulas)"
+                where,
+                f"FormulaRef index {node.index} out of range ({len(generic)} generic formulas)",
             )
         formula = generic[node.index]
         self.formula(where, formula.expression, formula.variables, node.parameters)

@@ -1,0 +1,55 @@
+"""The README's Python snippets run as written, and give correctionlib's values."""
+
+from __future__ import annotations
+
+import pathlib
+import re
+
+import correctionlib
+import numpy as np
+import pytest
+from conftest import CORRECTIONS_DIR
+
+import corrax
+
+README = pathlib.Path(__file__).resolve().parents[1] / "README.md"
+FILES = ("JME__2018_UL__jet_jerc.json.gz", "MUO__2018_UL__muon_Z.json.gz")
+
+
+def test_readme_snippets_run_and_agree_with_correctionlib(tmp_path, monkeypatch, capsys):
+    for name in FILES:
+        if not (CORRECTIONS_DIR / name).exists():
+            pytest.skip(f"{CORRECTIONS_DIR / name} not found: the README example reads it")
+        (tmp_path / name).symlink_to(CORRECTIONS_DIR / name)
+    monkeypatch.chdir(tmp_path)
+    blocks = re.findall(r"```python\n(.*?)```", README.read_text(), re.DOTALL)
+    assert len(blocks) >= 3
+    namespace: dict = {}
+    for block in blocks:
+        exec(compile(block, str(README), "exec"), namespace)  # noqa: S102 - the point
+    printed = capsys.readouterr().out
+    assert "input 'abseta' = 2.6 is above" in printed  # raise_for_errors explained it
+    assert np.isnan(namespace["weight"])
+
+    jec = correctionlib.CorrectionSet.from_file(FILES[0]).compound[
+        "Summer19UL18_V5_MC_L1L2L3Res_AK4PFchs"
+    ]
+    ns = namespace
+    want = jec.evaluate(ns["area"], ns["eta"], ns["raw_pt"], ns["rho"])
+    np.testing.assert_allclose(ns["factor"], want, rtol=1e-12)
+    step = 1e-4
+    numeric = [
+        (
+            (ns["raw_pt"] + step * e)
+            * jec.evaluate(ns["area"], ns["eta"], ns["raw_pt"] + step * e, ns["rho"])
+            - (ns["raw_pt"] - step * e)
+            * jec.evaluate(ns["area"], ns["eta"], ns["raw_pt"] - step * e, ns["rho"])
+        ).sum()
+        / (2 * step)
+        for e in np.eye(3)
+    ]
+    np.testing.assert_allclose(ns["dpt"], numeric, rtol=1e-6)
+    muon = correctionlib.CorrectionSet.from_file(FILES[1])["NUM_TightID_DEN_TrackerMuons"]
+    want = muon.evaluate("2018_UL", np.array([0.3, 1.7]), np.array([35.0, 60.0]), "sf")
+    np.testing.assert_array_equal(ns["weights"], want)
+    assert isinstance(ns["lowered"], corrax.LoweredCorrection)
