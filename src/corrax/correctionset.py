@@ -9,7 +9,7 @@ from typing import Any
 
 from correctionlib import schemav2
 
-from ._core.relax import Mode
+from ._core.relax import Mode, make_for_set
 from ._io import document
 from ._io.validate import validate_compound, validate_correction
 from .correction import CompoundCorrection, Correction
@@ -137,13 +137,8 @@ class CorrectionSet(Mapping[str, Correction]):
         if self._relax is None:
             return correction
         mode, widths, formula_width = self._relax
-        if mode != "smooth":
-            return correction.relaxed(mode, formula_width=formula_width)  # type: ignore[arg-type]
-        real = {v.name for v in correction.inputs if v.type == "real"}
-        mine = {name: width for name, width in widths.items() if name in real}
-        if not mine and formula_width is None:
-            return correction
-        return correction.relaxed("smooth", widths=mine, formula_width=formula_width)
+        relaxation = make_for_set(correction.name, correction.inputs, mode, widths, formula_width)
+        return Correction._relaxed_copy(correction, relaxation)
 
     def __iter__(self) -> Iterator[str]:
         return iter(self._models)

@@ -173,6 +173,25 @@ def make(
     return EXACT
 
 
+def make_for_set(
+    name: str,
+    variables: Sequence[Any],
+    mode: str,
+    widths: Mapping[str, float],
+    formula_width: float | None,
+) -> Relaxation:
+    """One correction's relaxation when a whole set is relaxed: straight-through relaxes
+    every real input; smooth the inputs named in ``widths`` that this correction has
+    (exact if it has none of them and no ``formula_width``)."""
+    if mode != Smooth.mode:
+        return make(name, variables, mode, formula_width=formula_width)
+    real = {v.name for v in variables if v.type == "real"}
+    mine = {input_name: w for input_name, w in widths.items() if input_name in real}
+    if not mine and formula_width is None:
+        return EXACT
+    return make(name, variables, mode, widths=mine, formula_width=formula_width)
+
+
 def straight_through(exact, surrogate):
     """``exact`` in value, ``surrogate``'s derivatives."""
     return exact + (surrogate - jax.lax.stop_gradient(surrogate))
