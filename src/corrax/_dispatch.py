@@ -91,6 +91,19 @@ def run_blocks(evaluable: Any, inputs: tuple) -> tuple[np.ndarray, np.ndarray]:
     return np.concatenate(values).reshape(shape), np.concatenate(errors).reshape(shape)
 
 
+def call_columns(function: Any, values: list[Any]) -> Any:
+    """Evaluate on awkward or dask-awkward columns (see ``corrax.awkward.columns``);
+    ``function`` takes the flat numeric buffers. Imported only when such arrays come."""
+    from .awkward.columns import evaluate_columns  # noqa: PLC0415 - awkward only when used
+
+    return evaluate_columns(function, values)
+
+
+def any_columnar(values: Any) -> bool:
+    """Whether any value is an awkward or dask-awkward array (without importing them)."""
+    return any(type(v).__module__.split(".")[0] in ("awkward", "dask_awkward") for v in values)
+
+
 def rung(n: int) -> int:
     """The smallest ladder size holding ``n`` elements (``n <= BLOCK``)."""
     return next(size for size in RUNGS if size >= n)

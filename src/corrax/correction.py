@@ -162,8 +162,12 @@ class Correction:
         return self._lowered(strings), numbers
 
     def evaluate(self, *inputs: Any, **named: Any) -> jax.Array:
-        """Evaluate the correction; see the class docstring for inputs and errors."""
-        lowered, numbers = self._split(inputs, named)
+        """Evaluate the correction; see the class docstring for inputs and errors.
+        Awkward or dask-awkward inputs give an array of their (broadcast) layout."""
+        values = _inputs.bind_arguments(self.name, self._model.inputs, inputs, named)
+        if _dispatch.any_columnar(values):
+            return _columns(self._lowered, self._model.inputs, self.name, values)
+        lowered, numbers = self._split(values, {})
         return _dispatch.call(lowered, numbers)
 
     def evaluate_with_errors(self, *inputs: Any, **named: Any) -> tuple[jax.Array, jax.Array]:
@@ -220,6 +224,18 @@ def _string_key(
 def _rebuild_correction(model: schemav2.Correction, relaxation: Relaxation) -> Correction:
     correction = Correction._validated(model)
     return correction if relaxation is EXACT else Correction._relaxed_copy(correction, relaxation)
+
+
+def _columns(lower: Any, variables: Sequence[Any], name: str, values: list[Any]) -> Any:
+    """Evaluate on awkward columns: strings fixed, the numeric columns flattened."""
+    strings = _string_key(
+        name,
+        variables,
+        [v for v, var in zip(values, variables, strict=True) if var.type == "string"],
+        {},
+    )
+    numeric = [v for v, var in zip(values, variables, strict=True) if var.type != "string"]
+    return _dispatch.call_columns(lower(strings).evaluate, numeric)
 
 
 def _jax_inputs(numbers: tuple) -> tuple:
@@ -297,7 +313,10 @@ class CompoundCorrection:
 
     def evaluate(self, *inputs: Any, **named: Any) -> jax.Array:
         """Evaluate the chain; see ``Correction`` for inputs and errors."""
-        lowered, numbers = self._split(inputs, named)
+        values = _inputs.bind_arguments(self.name, self._model.inputs, inputs, named)
+        if _dispatch.any_columnar(values):
+            return _columns(self._lowered, self._model.inputs, self.name, values)
+        lowered, numbers = self._split(values, {})
         return _dispatch.call(lowered, numbers)
 
     def evaluate_with_errors(self, *inputs: Any, **named: Any) -> tuple[jax.Array, jax.Array]:

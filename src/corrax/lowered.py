@@ -218,9 +218,10 @@ class LoweredCorrection:
         """The correction's value for these numeric inputs (broadcast together).
 
         Eagerly, bad values raise (``OutOfBoundsError``, ``MissingCategoryError``);
-        under a JAX transformation failing elements are NaN.
+        under a JAX transformation failing elements are NaN. Awkward or dask-awkward
+        inputs give an array of their (broadcast) layout.
         """
-        return _dispatch.call(self, _aligned(self.name, self.model, self.strings, inputs, named))
+        return _evaluate(self, inputs, named)
 
     __call__ = evaluate
 
@@ -243,6 +244,14 @@ class LoweredCorrection:
     def _raise(self, errors: np.ndarray, inputs: Sequence[Any], context: str = "") -> None:
         values = _inputs.merged(self.strings, inputs)
         _diagnostics.raise_first_error(self.model, np.asarray(errors), values, context)
+
+
+def _evaluate(lowered: Any, inputs: Sequence[Any], named: dict[str, Any]) -> Any:
+    if _dispatch.any_columnar((*inputs, *named.values())):
+        values = _inputs.bind_arguments(lowered.name, lowered.inputs, inputs, named)
+        return _dispatch.call_columns(lowered.evaluate, values)
+    aligned = _aligned(lowered.name, lowered.model, lowered.strings, inputs, named)
+    return _dispatch.call(lowered, aligned)
 
 
 def _jax(x):
@@ -335,7 +344,7 @@ class LoweredCompound:
 
     def evaluate(self, *inputs: Any, **named: Any) -> jax.Array:
         """The chain's value; see ``LoweredCorrection.evaluate``."""
-        return _dispatch.call(self, _aligned(self.name, self.model, self.strings, inputs, named))
+        return _evaluate(self, inputs, named)
 
     __call__ = evaluate
 

@@ -136,6 +136,16 @@ class NuisanceCorrection:
         """The interpolated value at θ (see the module docstring)."""
         name = self.correction.name
         values = _inputs.bind_arguments(name, self.inputs, inputs, named)
+        if _dispatch.any_columnar((theta, *values)):
+            numeric = [i for i, v in enumerate(self.inputs) if v.type != "string"]
+
+            def flat(theta: Any, *numbers: Any) -> jax.Array:
+                full = list(values)
+                for i, number in zip(numeric, numbers, strict=True):
+                    full[i] = number
+                return self.evaluate(theta, *full)
+
+            return _dispatch.call_columns(flat, [theta, *(values[i] for i in numeric)])
         strings, numbers = _inputs.split_inputs(name, self.inputs, values)
         theta_variable = _Variable("theta", "real")
         theta = _inputs.number(name, theta_variable, theta)
