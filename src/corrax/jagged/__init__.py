@@ -1,0 +1,13 @@
+"""The jit path for jagged data: collections as pytrees of flat padded arrays.
+
+See ``collection`` (``Jagged``, ``Combinations``) and ``kinematics`` (four-vectors).
+Corrections evaluate on the flat fields with their lowered form
+(``correction.lower(...)``), inside the same jitted function.
+"""
+
+from __future__ import annotations
+
+from . import kinematics
+from .collection import Combinations, Jagged, capacity_for
+
+__all__ = ["Combinations", "Jagged", "capacity_for", "kinematics"]

@@ -1,0 +1,45 @@
+"""Four-vector sums and masses on flat JAX arrays (the jit path).
+
+scikit-hep ``vector`` does this on awkward arrays (the eager path); inside ``jit`` the
+objects are flat arrays, and a combination's momenta sit along a last axis of size k,
+so the few formulas needed are written here: (pt, eta, phi, mass) → (px, py, pz, E),
+summed over the last axis, then pt and invariant mass of the sum.
+"""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+
+__all__ = ["mass", "pt", "sum_p4", "to_cartesian"]
+
+
+def to_cartesian(
+    pt: jax.Array, eta: jax.Array, phi: jax.Array, mass: jax.Array
+) -> tuple[jax.Array, jax.Array, jax.Array, jax.Array]:
+    """(px, py, pz, E) from (pt, eta, phi, mass) in GeV."""
+    px, py = pt * jnp.cos(phi), pt * jnp.sin(phi)
+    pz = pt * jnp.sinh(eta)
+    energy = _safe_sqrt(px**2 + py**2 + pz**2 + mass**2)
+    return px, py, pz, energy
+
+
+def sum_p4(pt, eta, phi, mass, axis: int = -1) -> tuple[jax.Array, ...]:
+    """The summed (px, py, pz, E) over ``axis`` (e.g. the k objects of a combination)."""
+    return tuple(c.sum(axis=axis) for c in to_cartesian(pt, eta, phi, mass))
+
+
+def pt(px: jax.Array, py: jax.Array, *_: jax.Array) -> jax.Array:
+    """Transverse momentum of (px, py, ...)."""
+    return jnp.hypot(px, py)
+
+
+def mass(px: jax.Array, py: jax.Array, pz: jax.Array, energy: jax.Array) -> jax.Array:
+    """Invariant mass of (px, py, pz, E); 0 for a (numerically) space-like vector."""
+    return _safe_sqrt(energy**2 - px**2 - py**2 - pz**2)
+
+
+def _safe_sqrt(x: jax.Array) -> jax.Array:
+    """√x for x > 0, else 0, with a finite gradient (0) where x <= 0 (padding)."""
+    positive = x > 0
+    return jnp.where(positive, jnp.sqrt(jnp.where(positive, x, 1.0)), 0.0)

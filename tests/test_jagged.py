@@ -1,0 +1,166 @@
+"""The jit path for jagged data against the eager awkward paths (oracle: awkward +
+scikit-hep vector on the CPU backend for values, awkward-JAX for gradients)."""
+
+from __future__ import annotations
+
+import warnings
+
+import awkward as ak
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+import vector
+from documents import REAL, binning, document, formula, variables
+
+import corrax
+from corrax.jagged import Jagged, kinematics
+
+# a JEC-like correction: eta bins of pt formulas with an event-level rho
+JEC_DOC = document(
+    binning(
+        "eta",
+        [-5.0, -1.5, 0.0, 1.5, 5.0],
+        [
+            formula(
+                "[0]+[1]/(pow(log10(x),2)+[2])+[3]*y",
+                ["pt", "rho"],
+                [1.0 + 0.01 * i, 0.3, 1.5, 0.002],
+            )
+            for i in range(4)
+        ],
+        "clamp",
+    ),
+    variables(("eta", REAL), ("pt", REAL), ("rho", REAL)),
+)
+
+
+def _events(n_events: int, seed: int = 5) -> ak.Array:
+    rng = np.random.default_rng(seed)
+    counts = rng.integers(0, 8, n_events)
+    n = int(counts.sum())
+    jets = ak.zip(
+        {
+            "pt": ak.unflatten(rng.exponential(40.0, n) + 20.0, counts),
+            "eta": ak.unflatten(rng.uniform(-2.4, 2.4, n), counts),
+            "phi": ak.unflatten(rng.uniform(-np.pi, np.pi, n), counts),
+            "mass": ak.unflatten(rng.uniform(2.0, 15.0, n), counts),
+            "weight": ak.unflatten(rng.uniform(0.5, 1.5, n), counts),
+        }
+    )
+    rho = rng.uniform(5.0, 40.0, n_events)
+    return jets, rho
+
+
+def trijet_jit(pt, jets: Jagged, combos):
+    p4 = kinematics.sum_p4(
+        combos.take(pt),
+        combos.take(jets["eta"]),
+        combos.take(jets["phi"]),
+        combos.take(jets["mass"]),
+    )
+    return combos.select_best(kinematics.pt(*p4), kinematics.mass(*p4))
+
+
+def test_jit_path_equals_awkward_and_vector():
+    jets_ak, rho = _events(300)
+    jec = corrax.CorrectionSet(JEC_DOC)["c"]
+    lowered = jec.lower()
+    jets = Jagged.from_awkward(jets_ak, fields=["pt", "eta", "phi", "mass", "weight"])
+    combos = jets.combinations(3)
+    rho_slots = jnp.zeros(jets.event_slots).at[: len(rho)].set(rho)
+
+    @jax.jit
+    def run(scale, lowered, jets, combos, rho):
+        raw = jets["pt"] * scale
+        pt = raw * lowered(jets["eta"], raw, jets.broadcast(rho))
+        return jets.sum(pt, jets["weight"]), trijet_jit(pt, jets, combos), pt
+
+    weighted, trijet_mass, pt = run(1.02, lowered, jets, combos, rho_slots)
+
+    # oracle: awkward + vector on the CPU backend
+    raw = jets_ak.pt * 1.02
+    corrected = raw * jec.evaluate(jets_ak.eta, raw, rho)
+    back = jets.to_awkward(pt)
+    assert ak.all(ak.num(back) == ak.num(corrected))
+    np.testing.assert_allclose(ak.flatten(back), ak.flatten(corrected), rtol=1e-13)
+    want_sum = ak.sum(corrected * jets_ak.weight, axis=1)
+    np.testing.assert_allclose(weighted[: len(rho)], want_sum, rtol=1e-12)
+    p4 = vector.zip({"pt": corrected, "eta": jets_ak.eta, "phi": jets_ak.phi, "mass": jets_ak.mass})
+    triples = ak.combinations(p4, 3, fields=["a", "b", "c"])
+    total = triples.a + triples.b + triples.c
+    best = ak.argmax(total.pt, axis=1, keepdims=True)
+    want_mass = ak.fill_none(ak.flatten(total.mass[best], axis=1), 0.0)
+    np.testing.assert_allclose(trijet_mass[: len(rho)], want_mass, rtol=1e-10, atol=1e-9)
+    assert np.all(np.asarray(trijet_mass)[: len(rho)][ak.num(jets_ak) < 3] == 0.0)
+
+
+def test_jit_path_gradients_equal_the_awkward_jax_path():
+    jets_ak, rho = _events(60, seed=9)
+    jec = corrax.CorrectionSet(JEC_DOC)["c"]
+    jets = Jagged.from_awkward(jets_ak, fields=["pt", "eta", "phi", "mass", "weight"])
+    combos = jets.combinations(3)
+    rho_slots = jnp.zeros(jets.event_slots).at[: len(rho)].set(rho)
+    lowered = jec.lower()
+
+    def objective_jit(scale):
+        raw = jets["pt"] * scale
+        pt = raw * lowered(jets["eta"], raw, jets.broadcast(rho_slots))
+        return jets.sum(pt, jets["weight"]).sum() + trijet_jit(pt, jets, combos).sum()
+
+    value_jit, grad_jit = jax.jit(jax.value_and_grad(objective_jit))(1.03)
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
+        ak.jax.register_and_check()
+        jets_jax = ak.to_backend(jets_ak, "jax")
+        vector.register_awkward()
+
+        def objective_eager(scale):
+            raw = jets_jax.pt * scale
+            pt = raw * jec.evaluate(jets_jax.eta, raw, ak.Array(rho, backend="jax"))
+            p4 = ak.zip(
+                {"pt": pt, "eta": jets_jax.eta, "phi": jets_jax.phi, "mass": jets_jax.mass},
+                with_name="Momentum4D",
+            )
+            triples = ak.combinations(p4, 3, fields=["a", "b", "c"])
+            total = triples.a + triples.b + triples.c
+            best = ak.argmax(jax.lax.stop_gradient(total.pt), axis=1, keepdims=True)
+            masses = ak.fill_none(ak.flatten(total.mass[best], axis=1), 0.0)
+            return ak.sum(pt * jets_jax.weight) + ak.sum(masses)
+
+        value_eager, grad_eager = jax.value_and_grad(objective_eager)(1.03)
+    np.testing.assert_allclose(value_jit, value_eager, rtol=1e-12)
+    np.testing.assert_allclose(grad_jit, grad_eager, rtol=1e-10)
+
+
+def test_reductions_padding_and_round_trip():
+    values = ak.Array([[1.0, 2.0, 3.0], [], [4.0, -1.0]])
+    jets = Jagged.from_awkward(values)
+    x = jets["value"]
+    np.testing.assert_array_equal(jets.sum(x)[:3], [6.0, 0.0, 3.0])
+    np.testing.assert_array_equal(jets.prod(x)[:3], [6.0, 1.0, -4.0])
+    np.testing.assert_array_equal(jets.count()[:3], [3.0, 0.0, 2.0])
+    np.testing.assert_array_equal(jets.max(x)[:2], [3.0, -np.inf])
+    np.testing.assert_array_equal(jets.argmax(x)[:3], [2, jets.capacity, 3])
+    np.testing.assert_array_equal(jets.first(x, 2)[:3], [[1.0, 2.0], [0.0, 0.0], [4.0, -1.0]])
+    soft = jnp.where(x > 1.5, 1.0, 0.0)
+    np.testing.assert_array_equal(jets.prod(x, soft)[:3], [6.0, 1.0, 4.0])
+    assert jets.to_awkward(x * 2).tolist() == [[2.0, 4.0, 6.0], [], [8.0, -2.0]]
+    assert jets.capacity == 256 and jets.event_slots == 256
+
+
+def test_chunks_of_similar_size_share_one_compilation():
+    traces = []
+
+    @jax.jit
+    def total(jets):
+        traces.append(1)
+        return jets.sum(jets["value"]).sum()
+
+    rng = np.random.default_rng(1)
+    for n_events in (150, 170, 200, 240):
+        counts = rng.integers(0, 3, n_events)
+        array = ak.unflatten(rng.uniform(0, 1, int(counts.sum())), counts)
+        assert float(total(Jagged.from_awkward(array))) == pytest.approx(float(ak.sum(array)))
+    assert len(traces) == 1
