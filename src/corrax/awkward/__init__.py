@@ -10,11 +10,13 @@ from __future__ import annotations
 
 from .behavior import Argument, Binding, argument, with_corrections
 from .columns import evaluate_columns, is_columnar
+from .jets import JetCorrector
 from .weights import btag_fixed_wp, product
 
 __all__ = [
     "Argument",
     "Binding",
+    "JetCorrector",
     "argument",
     "btag_fixed_wp",
     "evaluate_columns",
