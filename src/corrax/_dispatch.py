@@ -26,15 +26,24 @@ import math
 from typing import Any
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 
 from ._inputs import is_traced
 
-try:  # private, but the only way to know that we are inside a jit trace with concrete inputs
+try:  # private, but the only way to know whether we are inside jit or vmap
     from jax._src.core import trace_state_clean as _trace_state_clean
+    from jax._src.core import unsafe_am_i_under_a_jit as _under_jit
+    from jax._src.core import unsafe_am_i_under_a_vmap as _under_vmap
 except ImportError:  # pragma: no cover - a future JAX: rely on traced inputs only
 
     def _trace_state_clean() -> bool:
+        return True
+
+    def _under_jit() -> bool:
+        return True
+
+    def _under_vmap() -> bool:
         return True
 
 
@@ -64,7 +73,10 @@ def tracing(evaluable: Any, inputs: tuple) -> bool:
 def call(evaluable: Any, inputs: tuple) -> jax.Array:
     """Evaluate: eagerly on padded blocks (raising on errors), or traced (NaN on errors)."""
     if tracing(evaluable, inputs):
-        return _evaluate(evaluable, tuple(_as_jax(x) for x in inputs))[0]
+        inputs = tuple(_as_jax(x) for x in inputs)
+        if _under_jit() or _under_vmap():  # shapes are the caller's, fixed: no padding
+            return _evaluate(evaluable, inputs)[0]
+        return _padded_transform(evaluable, inputs)
     value, errors = run_blocks(evaluable, inputs)
     if errors.any():
         evaluable._raise(errors, inputs)
@@ -102,6 +114,27 @@ def call_columns(function: Any, values: list[Any]) -> Any:
 def any_columnar(values: Any) -> bool:
     """Whether any value is an awkward or dask-awkward array (without importing them)."""
     return any(type(v).__module__.split(".")[0] in ("awkward", "dask_awkward") for v in values)
+
+
+def _padded_transform(evaluable: Any, inputs: tuple) -> jax.Array:
+    """Eager ``grad``/``jvp`` (outside jit): the same padding as eager calls, with JAX
+    operations, so that chunks of varying size reuse the compiled derivative."""
+    arrays = [x for x in inputs if x is not None]
+    if not arrays:
+        return _evaluate(evaluable, inputs)[0]
+    shape = jnp.broadcast_shapes(*(jnp.shape(x) for x in arrays))
+    n = math.prod(shape)
+    size = rung(n) if n <= BLOCK else BLOCK * -(-n // BLOCK)
+    padded = []
+    for x in inputs:
+        if x is None:
+            padded.append(None)
+            continue
+        flat = jnp.broadcast_to(x, shape).reshape(-1)
+        fill = flat[:1] if n else jnp.zeros(1, flat.dtype)
+        padded.append(jnp.concatenate([flat, jnp.broadcast_to(fill, (size - n,))]))
+    value = _evaluate(evaluable, tuple(padded))[0]
+    return value[:n].reshape(shape)
 
 
 def rung(n: int) -> int:

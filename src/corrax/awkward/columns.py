@@ -20,7 +20,7 @@ from typing import Any
 import awkward as ak
 import numpy as np
 
-__all__ = ["evaluate_columns", "is_columnar"]
+__all__ = ["evaluate_columns", "is_columnar", "map_columns"]
 
 
 def is_columnar(value: Any) -> bool:
@@ -36,11 +36,18 @@ def evaluate_columns(function: Callable[..., Any], inputs: Sequence[Any]) -> Any
     """``function`` (flat numeric arrays → flat values) applied to jagged ``inputs``.
 
     ``inputs``: awkward or dask-awkward arrays, NumPy arrays (treated as awkward
-    arrays) or Python numbers (passed through as scalars). Returns an awkward array
-    (dask-awkward if any input is one) with the broadcast layout of the array inputs.
+    arrays) or anything else (numbers, JAX scalars, None: passed through as they are).
+    Returns an awkward array (dask-awkward if any input is one) with the broadcast
+    layout of the array inputs.
     """
     if any(_is_dask(x) for x in inputs):
         return _evaluate_dask(function, inputs)
+    return map_columns(function, inputs)
+
+
+def map_columns(function: Callable[..., Any], inputs: Sequence[Any]) -> Any:
+    """Like ``evaluate_columns`` (awkward only), for a ``function`` returning one flat
+    array or a dict of them: then a dict of awkward arrays of the broadcast layout."""
     positions = [i for i, x in enumerate(inputs) if _is_array(x)]
     arrays = ak.broadcast_arrays(*(_as_awkward(inputs[i], inputs) for i in positions))
     arrays = _mask_missing(arrays)
@@ -54,10 +61,15 @@ def evaluate_columns(function: Callable[..., Any], inputs: Sequence[Any]) -> Any
     for position, flat in zip(positions, flats, strict=True):
         arguments[position] = flat
     values = function(*arguments)
-    if backend != "jax":
-        values = np.asarray(values)
     packed = ak.to_packed(arrays[0])
-    return ak.Array(_with_leaf(packed.layout, values), behavior=arrays[0].behavior)
+
+    def rebuild(flat: Any) -> ak.Array:
+        flat = flat if backend == "jax" else np.asarray(flat)
+        return ak.Array(_with_leaf(packed.layout, flat), behavior=arrays[0].behavior)
+
+    if isinstance(values, dict):
+        return {name: rebuild(flat) for name, flat in values.items()}
+    return rebuild(values)
 
 
 def _is_array(value: Any) -> bool:

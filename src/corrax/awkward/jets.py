@@ -29,10 +29,14 @@ import json
 from typing import Any
 
 import awkward as ak
+import jax
+import jax.numpy as jnp
 import numpy as np
 import vector.backends.awkward as vector_awkward
 
 from ..correctionset import CorrectionSet
+from ..errors import InvalidArgumentError
+from .columns import map_columns
 
 __all__ = ["JetCorrector"]
 
@@ -66,12 +70,16 @@ def _normal_generator() -> Any:
 
 
 class JetCorrector:
-    """The JEC → JER → JES chain on jagged jets (see the module docstring).
+    """The JEC → JER → JES chain on jets (see the module docstring).
 
     ``jec``: the compound (or single) JEC correction (inputs JetA, JetEta, JetPt, Rho);
     ``uncertainty``: the JES uncertainty (JetEta, JetPt), optional;
     ``resolution`` and ``scale_factor``: the JER corrections (PtResolution with JetEta,
     JetPt, Rho; ScaleFactor with JetEta and a nom/up/down systematic), optional.
+
+    The chain is written once, on flat arrays (``correct_flat``: NumPy eagerly, JAX
+    inside transformations and ``jit``); ``__call__`` wraps it for jagged awkward
+    arrays, and the jit path (``corrax.jagged``) calls ``correct_flat`` on its fields.
     """
 
     def __init__(
@@ -82,13 +90,61 @@ class JetCorrector:
         scale_factor: Any = None,
     ):
         if (resolution is None) != (scale_factor is None):
-            raise ValueError("JER needs both the resolution and the scale factor")
+            raise InvalidArgumentError("JER needs both the resolution and the scale factor")
         self.jec = jec
         self.uncertainty = uncertainty
         self.resolution = resolution
         self.scale_factor = scale_factor
         self._jer_theta = None if scale_factor is None else scale_factor.nuisance("systematic")
         self._noise = _normal_generator() if scale_factor is not None else None
+
+    def correct_flat(
+        self,
+        pt_raw: Any,
+        mass_raw: Any,
+        eta: Any,
+        area: Any,
+        rho: Any,
+        event: Any = None,
+        pt_gen: Any = None,
+        jes: Any = 0.0,
+        jer: Any = 0.0,
+    ) -> dict[str, Any]:
+        """The chain on flat per-jet arrays (``rho``, ``event`` already per jet):
+        a dict with pt, mass (GeV) and the intermediate values, same shape."""
+        lib = jnp if any(_is_jax(x) for x in (pt_raw, eta, rho, jes, jer, pt_gen)) else np
+        jec = self.jec.evaluate(area, eta, pt_raw, rho)
+        pt_jec, mass_jec = jec * pt_raw, jec * mass_raw
+        out = {"pt_raw": pt_raw, "mass_raw": mass_raw, "jec": jec, "pt_jec": pt_jec}
+        pt, mass = pt_jec, mass_jec
+        if self.resolution is not None:
+            if event is None:
+                raise InvalidArgumentError(
+                    "JER smearing needs the event numbers (they seed the noise)"
+                )
+            factor = self._jer_factor(lib, eta, rho, event, pt_gen, pt_raw, pt_jec, jer)
+            pt, mass = factor * pt_jec, factor * mass_jec
+            out.update({"jer": factor, "pt_jer": pt})
+        if self.uncertainty is not None:
+            delta = self.uncertainty.evaluate(eta, pt)
+            scale = 1.0 + jes * delta
+            pt, mass = scale * pt, scale * mass
+            out["jes_delta"] = delta
+        out.update({"pt": pt, "mass": mass})
+        return out
+
+    def _jer_factor(self, lib, eta, rho, event, pt_gen, pt_raw, pt_jec, theta):
+        sigma = self.resolution.evaluate(eta, pt_jec, rho)
+        sf = self._jer_theta.evaluate(theta, eta)
+        z = self._noise.evaluate(event, pt_raw, eta)
+        stochastic = 1.0 + lib.sqrt(lib.maximum(sf**2 - 1.0, 0.0)) * sigma * z
+        factor = stochastic
+        if pt_gen is not None:
+            relative = (pt_jec - pt_gen) / pt_jec
+            matched = (pt_gen > 0) & (lib.abs(relative) < 3.0 * sigma)
+            factor = lib.where(matched, 1.0 + (sf - 1.0) * relative, stochastic)
+        min_pt = _MIN_JET_ENERGY / lib.cosh(eta)
+        return lib.where(factor * pt_jec < min_pt, min_pt / pt_jec, factor)
 
     def __call__(
         self,
@@ -102,7 +158,7 @@ class JetCorrector:
         pt_raw: Any = None,
         mass_raw: Any = None,
     ) -> ak.Array:
-        """Corrected jets as ``Momentum4D`` records.
+        """Corrected jagged jets as ``Momentum4D`` records.
 
         ``jets``: records with pt, eta, phi, mass, area (and rawFactor, unless
         ``pt_raw``/``mass_raw`` are given); ``rho``: per event; ``event``: the event
@@ -114,38 +170,16 @@ class JetCorrector:
             pt_raw = jets.pt * (1.0 - jets.rawFactor)
         if mass_raw is None:
             mass_raw = jets.mass * (1.0 - jets.rawFactor)
-        jec = self.jec.evaluate(jets.area, jets.eta, pt_raw, rho)
-        pt_jec, mass_jec = jec * pt_raw, jec * mass_raw
-        fields = {"pt_raw": pt_raw, "mass_raw": mass_raw, "jec": jec, "pt_jec": pt_jec}
-        pt, mass = pt_jec, mass_jec
-        if self.resolution is not None:
-            if event is None:
-                raise ValueError("JER smearing needs the event numbers (it seeds the noise)")
-            factor = self._jer_factor(jets, rho, event, pt_gen, pt_raw, pt_jec, jer)
-            pt, mass = factor * pt_jec, factor * mass_jec
-            fields.update({"jer": factor, "pt_jer": pt})
-        if self.uncertainty is not None:
-            delta = self.uncertainty.evaluate(jets.eta, pt)
-            scale = 1.0 + jes * delta
-            pt, mass = scale * pt, scale * mass
-            fields["jes_delta"] = delta
+        if event is not None:
+            event = ak.values_astype(event, np.int64)
+        inputs = [pt_raw, mass_raw, jets.eta, jets.area, rho, event, pt_gen, jes, jer]
+        columns = map_columns(self.correct_flat, inputs)
+        fields = {"pt": columns.pop("pt"), "eta": jets.eta, "phi": jets.phi}
+        fields["mass"] = columns.pop("mass")
         return ak.zip(
-            {"pt": pt, "eta": jets.eta, "phi": jets.phi, "mass": mass, **fields},
-            with_name="Momentum4D",
-            behavior=vector_awkward.behavior,
+            {**fields, **columns}, with_name="Momentum4D", behavior=vector_awkward.behavior
         )
 
-    def _jer_factor(self, jets, rho, event, pt_gen, pt_raw, pt_jec, theta):
-        sigma = self.resolution.evaluate(jets.eta, pt_jec, rho)
-        sf = self._jer_theta.evaluate(theta, jets.eta)
-        event_per_jet = ak.broadcast_arrays(ak.values_astype(event, np.int64), jets.eta)[0]
-        z = self._noise.evaluate(event_per_jet, pt_raw, jets.eta)
-        stochastic = 1.0 + np.sqrt(np.maximum(sf**2 - 1.0, 0.0)) * sigma * z
-        if pt_gen is None:
-            factor = stochastic
-        else:
-            relative = (pt_jec - pt_gen) / pt_jec
-            matched = (pt_gen > 0) & (abs(relative) < 3.0 * sigma)
-            factor = ak.where(matched, 1.0 + (sf - 1.0) * relative, stochastic)
-        floor = _MIN_JET_ENERGY / np.cosh(jets.eta) / pt_jec
-        return ak.where(factor * pt_jec < _MIN_JET_ENERGY / np.cosh(jets.eta), floor, factor)
+
+def _is_jax(value: Any) -> bool:
+    return isinstance(value, jax.Array | jax.core.Tracer)
