@@ -52,7 +52,7 @@ def _run(executor, processor_instance):
     from coffea import processor
     from coffea.nanoevents import NanoAODSchema
 
-    runner = processor.Runner(executor=executor, schema=NanoAODSchema, chunksize=15)
+    runner = processor.Runner(executor=executor, schema=NanoAODSchema, chunksize=20)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         return runner({"dy": [str(NANO)]}, processor_instance=processor_instance, treename="Events")

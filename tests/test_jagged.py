@@ -11,6 +11,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 import vector
+import vector.backends.awkward
 from documents import REAL, binning, document, formula, variables
 
 import corrax
@@ -114,7 +115,6 @@ def test_jit_path_gradients_equal_the_awkward_jax_path():
         warnings.simplefilter("ignore", DeprecationWarning)
         ak.jax.register_and_check()
         jets_jax = ak.to_backend(jets_ak, "jax")
-        vector.register_awkward()
 
         def objective_eager(scale):
             raw = jets_jax.pt * scale
@@ -122,6 +122,7 @@ def test_jit_path_gradients_equal_the_awkward_jax_path():
             p4 = ak.zip(
                 {"pt": pt, "eta": jets_jax.eta, "phi": jets_jax.phi, "mass": jets_jax.mass},
                 with_name="Momentum4D",
+                behavior=vector.backends.awkward.behavior,  # not registered globally
             )
             triples = ak.combinations(p4, 3, fields=["a", "b", "c"])
             total = triples.a + triples.b + triples.c
