@@ -20,7 +20,8 @@ operation over the event index (``jax.ops.segment_*``).
   precomputed from the counts on the host (``Combinations``);
 * ``to_awkward(values)``: back to an ``ak.Array`` with the original counts.
 
-Padded objects repeat the first object's values (so that corrections and functions
+Event indices are sorted (objects of one event are contiguous, padding last), which
+the segment operations are told. Padded objects repeat the first object's values (so that corrections and functions
 stay finite there, and gradients too), belong to no event (their event index is the
 number of event slots, which segment operations drop) and have ``valid`` False.
 """
@@ -156,7 +157,9 @@ class Jagged:
         """Σ over each event's objects of ``values`` (times ``weight``)."""
         if weight is not None:
             values = values * weight
-        return jax.ops.segment_sum(values, self.event, num_segments=self.event_slots)
+        return jax.ops.segment_sum(
+            values, self.event, num_segments=self.event_slots, indices_are_sorted=True
+        )
 
     def count(self, weight: jax.Array | None = None) -> jax.Array:
         """Objects per event (Σ of ``weight`` if given: a soft count)."""
@@ -168,13 +171,17 @@ class Jagged:
         ``weight`` w in [0, 1], each factor is w·value + (1 − w) (1 when deselected)."""
         if weight is not None:
             values = weight * values + (1.0 - weight)
-        return jax.ops.segment_prod(values, self.event, num_segments=self.event_slots)
+        return jax.ops.segment_prod(
+            values, self.event, num_segments=self.event_slots, indices_are_sorted=True
+        )
 
     def max(self, values: jax.Array, where: jax.Array | None = None) -> jax.Array:
         """Largest value per event (-inf for none); ``where`` selects objects."""
         if where is not None:
             values = jnp.where(where, values, -jnp.inf)
-        return jax.ops.segment_max(values, self.event, num_segments=self.event_slots)
+        return jax.ops.segment_max(
+            values, self.event, num_segments=self.event_slots, indices_are_sorted=True
+        )
 
     def argmax(self, values: jax.Array, where: jax.Array | None = None) -> jax.Array:
         """Flat index of each event's largest value (the first if tied; ``capacity``
@@ -185,7 +192,9 @@ class Jagged:
         if where is not None:
             hit = hit & where
         index = jnp.where(hit, jnp.arange(self.capacity), self.capacity)
-        first = jax.ops.segment_min(index, self.event, num_segments=self.event_slots)
+        first = jax.ops.segment_min(
+            index, self.event, num_segments=self.event_slots, indices_are_sorted=True
+        )
         return jnp.minimum(first, self.capacity)  # an empty segment's minimum is the int max
 
     def first(self, values: jax.Array, n: int, fill: float = 0.0) -> jax.Array:
@@ -257,7 +266,10 @@ class Combinations:
 
     def max(self, values: jax.Array) -> jax.Array:
         return jax.ops.segment_max(
-            jnp.where(self.valid, values, -jnp.inf), self.event, num_segments=self.event_slots
+            jnp.where(self.valid, values, -jnp.inf),
+            self.event,
+            num_segments=self.event_slots,
+            indices_are_sorted=True,
         )
 
     def select_best(self, key: jax.Array, values: jax.Array) -> jax.Array:
@@ -268,10 +280,15 @@ class Combinations:
         best = self.max(key)
         hit = self.valid & (key == jnp.take(best, self.event, mode="fill", fill_value=0))
         slot = jnp.where(hit, jnp.arange(len(self.event)), len(self.event))
-        first = jax.ops.segment_min(slot, self.event, num_segments=self.event_slots)
+        first = jax.ops.segment_min(
+            slot, self.event, num_segments=self.event_slots, indices_are_sorted=True
+        )
         chosen = hit & (jnp.arange(len(self.event)) == jnp.take(first, self.event, mode="clip"))
         return jax.ops.segment_sum(
-            jnp.where(chosen, values, 0.0), self.event, num_segments=self.event_slots
+            jnp.where(chosen, values, 0.0),
+            self.event,
+            num_segments=self.event_slots,
+            indices_are_sorted=True,
         )
 
 

@@ -4,14 +4,21 @@ scikit-hep ``vector`` does this on awkward arrays (the eager path); inside ``jit
 objects are flat arrays, and a combination's momenta sit along a last axis of size k,
 so the few formulas needed are written here: (pt, eta, phi, mass) → (px, py, pz, E),
 summed over the last axis, then pt and invariant mass of the sum.
+
+Convert each object once (``to_cartesian`` on the ``[capacity]`` fields), then gather
+the Cartesian components per combination (``Combinations.take``) and sum them: the
+trigonometric and hyperbolic functions then run once per object, not once per object
+and combination.
 """
 
 from __future__ import annotations
 
+from typing import Any
+
 import jax
 import jax.numpy as jnp
 
-__all__ = ["mass", "pt", "sum_p4", "to_cartesian"]
+__all__ = ["combination_p4", "mass", "pt", "sum_p4", "to_cartesian"]
 
 
 def to_cartesian(
@@ -27,6 +34,12 @@ def to_cartesian(
 def sum_p4(pt, eta, phi, mass, axis: int = -1) -> tuple[jax.Array, ...]:
     """The summed (px, py, pz, E) over ``axis`` (e.g. the k objects of a combination)."""
     return tuple(c.sum(axis=axis) for c in to_cartesian(pt, eta, phi, mass))
+
+
+def combination_p4(combinations: Any, cartesian: tuple[jax.Array, ...]) -> tuple[jax.Array, ...]:
+    """(px, py, pz, E) of each combination, from per-object Cartesian components
+    (``to_cartesian``): ``[combination slots]`` each."""
+    return tuple(combinations.take(component).sum(axis=-1) for component in cartesian)
 
 
 def pt(px: jax.Array, py: jax.Array, *_: jax.Array) -> jax.Array:
