@@ -30,6 +30,7 @@ demo: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/run.py
+	$(BIN)/python benchmarks/columnar.py
 
 lint: $(STAMP)
 	$(BIN)/python -m pip install --quiet ruff

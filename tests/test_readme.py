@@ -5,6 +5,7 @@ from __future__ import annotations
 import pathlib
 import re
 
+import awkward as ak
 import correctionlib
 import numpy as np
 import pytest
@@ -14,6 +15,7 @@ import corrax
 
 README = pathlib.Path(__file__).resolve().parents[1] / "README.md"
 FILES = ("JME__2018_UL__jet_jerc.json.gz", "MUO__2018_UL__muon_Z.json.gz")
+NANOAOD = CORRECTIONS_DIR.parent / "nanoaod" / "nano_dy.root"
 
 
 def test_readme_snippets_run_and_agree_with_correctionlib(tmp_path, monkeypatch, capsys):
@@ -21,6 +23,9 @@ def test_readme_snippets_run_and_agree_with_correctionlib(tmp_path, monkeypatch,
         if not (CORRECTIONS_DIR / name).exists():
             pytest.skip(f"{CORRECTIONS_DIR / name} not found: the README example reads it")
         (tmp_path / name).symlink_to(CORRECTIONS_DIR / name)
+    if not NANOAOD.exists():
+        pytest.skip(f"{NANOAOD} not found: the README example reads it")
+    (tmp_path / NANOAOD.name).symlink_to(NANOAOD)
     monkeypatch.chdir(tmp_path)
     blocks = re.findall(r"```python\n(.*?)```", README.read_text(), re.DOTALL)
     assert len(blocks) >= 3
@@ -53,3 +58,11 @@ def test_readme_snippets_run_and_agree_with_correctionlib(tmp_path, monkeypatch,
     want = muon.evaluate("2018_UL", np.array([0.3, 1.7]), np.array([35.0, 60.0]), "sf")
     np.testing.assert_array_equal(ns["weights"], want)
     assert isinstance(ns["lowered"], corrax.LoweredCorrection)
+    # the NanoAOD snippet: jagged values equal correctionlib's on the same jets
+    events = ns["events"]
+    jets = events.Jet
+    raw = jets.pt * (1 - jets.rawFactor)
+    want = jec.evaluate(jets.area, jets.eta, raw, events.fixedGridRhoFastjetAll)
+    np.testing.assert_allclose(ak.flatten(ns["jec_factor"]), ak.flatten(want), rtol=1e-12)
+    assert ak.all(ns["muon_weight"] > 0.9) and len(ns["muon_weight"]) == len(events)
+    assert ak.all(ns["corrected"].pt > 0) and ns["dijet_mass"].type.length == len(events)
