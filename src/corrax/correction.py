@@ -37,7 +37,61 @@ class _Cache:
         self.lowered: dict[tuple[StringKey, bool, bool], LoweredCorrection] = {}
 
 
-class Correction:
+class _Evaluates:
+    """Evaluation shared by ``Correction`` and ``CompoundCorrection``: split the string
+    inputs off, fetch the lowering for them (``_lowered``), dispatch the numbers."""
+
+    _model: Any
+
+    @property
+    def name(self) -> str:
+        return self._model.name
+
+    @property
+    def description(self) -> str:
+        return self._model.description or ""
+
+    @property
+    def inputs(self) -> list[schemav2.Variable]:
+        return list(self._model.inputs)
+
+    @property
+    def output(self) -> schemav2.Variable:
+        return self._model.output
+
+    def _lowered(self, strings: StringKey) -> Any:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def _split(self, args: Sequence[Any], named: Mapping[str, Any]) -> tuple[Any, tuple]:
+        values = _inputs.bind_arguments(self.name, self._model.inputs, args, named)
+        strings, numbers = _inputs.split_inputs(self.name, self._model.inputs, values)
+        return self._lowered(strings), numbers
+
+    def evaluate(self, *inputs: Any, **named: Any) -> jax.Array:
+        """Evaluate; see ``Correction`` for inputs and errors. Awkward or dask-awkward
+        inputs give an array of their (broadcast) layout."""
+        values = _inputs.bind_arguments(self.name, self._model.inputs, inputs, named)
+        if _dispatch.any_columnar(values):
+            return _columns(self._lowered, self._model.inputs, self.name, values)
+        lowered, numbers = self._split(values, {})
+        return _dispatch.call(lowered, numbers)
+
+    def evaluate_with_errors(self, *inputs: Any, **named: Any) -> tuple[jax.Array, jax.Array]:
+        """(value, errors), pure and usable under ``jit``: ``errors`` is an int32 array,
+        0 where the element is fine; ``raise_for_errors`` explains a non-zero one."""
+        lowered, numbers = self._split(inputs, named)
+        return _dispatch.evaluate_with_errors(lowered, _jax_inputs(numbers))
+
+    def raise_for_errors(self, errors: Any, *inputs: Any, **named: Any) -> None:
+        """Raise the error an eager ``evaluate`` would raise for these error codes and
+        inputs (call it outside ``jit`` with the codes the jitted function returned)."""
+        errors = np.asarray(errors)
+        if errors.any():
+            lowered, numbers = self._split(inputs, named)
+            lowered._raise(errors, numbers)
+
+
+class Correction(_Evaluates):
     """One correction of a correction set, evaluated with JAX.
 
     ``evaluate(*inputs, **named)`` takes the inputs in the order of ``inputs`` (like
@@ -78,24 +132,8 @@ class Correction:
         return _rebuild_correction, (self._model, self._relaxation)
 
     @property
-    def name(self) -> str:
-        return self._model.name
-
-    @property
-    def description(self) -> str:
-        return self._model.description or ""
-
-    @property
     def version(self) -> int:
         return self._model.version
-
-    @property
-    def inputs(self) -> list[schemav2.Variable]:
-        return list(self._model.inputs)
-
-    @property
-    def output(self) -> schemav2.Variable:
-        return self._model.output
 
     @property
     def model(self) -> schemav2.Correction:
@@ -156,34 +194,6 @@ class Correction:
             return lowered
         return LoweredCorrection(lowered._layout, self._relaxation, lowered._leaves)
 
-    def _split(self, args, named) -> tuple[LoweredCorrection, tuple]:
-        values = _inputs.bind_arguments(self.name, self._model.inputs, args, named)
-        strings, numbers = _inputs.split_inputs(self.name, self._model.inputs, values)
-        return self._lowered(strings), numbers
-
-    def evaluate(self, *inputs: Any, **named: Any) -> jax.Array:
-        """Evaluate the correction; see the class docstring for inputs and errors.
-        Awkward or dask-awkward inputs give an array of their (broadcast) layout."""
-        values = _inputs.bind_arguments(self.name, self._model.inputs, inputs, named)
-        if _dispatch.any_columnar(values):
-            return _columns(self._lowered, self._model.inputs, self.name, values)
-        lowered, numbers = self._split(values, {})
-        return _dispatch.call(lowered, numbers)
-
-    def evaluate_with_errors(self, *inputs: Any, **named: Any) -> tuple[jax.Array, jax.Array]:
-        """(value, errors), pure and usable under ``jit``: ``errors`` is an int32 array,
-        0 where the element is fine; ``raise_for_errors`` explains a non-zero one."""
-        lowered, numbers = self._split(inputs, named)
-        return _dispatch.evaluate_with_errors(lowered, _jax_inputs(numbers))
-
-    def raise_for_errors(self, errors: Any, *inputs: Any, **named: Any) -> None:
-        """Raise the error an eager ``evaluate`` would raise for these error codes and
-        inputs (call it outside ``jit`` with the codes the jitted function returned)."""
-        errors = np.asarray(errors)
-        if errors.any():
-            lowered, numbers = self._split(inputs, named)
-            lowered._raise(errors, numbers)
-
     def nuisance(
         self,
         input: str,
@@ -242,7 +252,7 @@ def _jax_inputs(numbers: tuple) -> tuple:
     return tuple(x if x is None or _inputs.is_traced(x) else jax.device_put(x) for x in numbers)
 
 
-class CompoundCorrection:
+class CompoundCorrection(_Evaluates):
     """A chain of corrections (e.g. JEC L1 → L2 → L3 → residual), evaluated as one
     compiled function. Same calling convention and error behaviour as ``Correction``;
     its members evaluate in their own relaxation mode."""
@@ -261,22 +271,6 @@ class CompoundCorrection:
 
     def __reduce__(self):
         return _rebuild_compound, (self._model, {c.name: c for c in self._stack})
-
-    @property
-    def name(self) -> str:
-        return self._model.name
-
-    @property
-    def description(self) -> str:
-        return self._model.description or ""
-
-    @property
-    def inputs(self) -> list[schemav2.Variable]:
-        return list(self._model.inputs)
-
-    @property
-    def output(self) -> schemav2.Variable:
-        return self._model.output
 
     @property
     def stack(self) -> list[Correction]:
@@ -305,31 +299,6 @@ class CompoundCorrection:
     def lower(self, *strings: str, **named: str) -> LoweredCompound:
         """The chain with its string inputs fixed, as a pytree: see ``LoweredCompound``."""
         return self._lowered(_string_key(self.name, self._model.inputs, strings, named))
-
-    def _split(self, args, named) -> tuple[LoweredCompound, tuple]:
-        values = _inputs.bind_arguments(self.name, self._model.inputs, args, named)
-        strings, numbers = _inputs.split_inputs(self.name, self._model.inputs, values)
-        return self._lowered(strings), numbers
-
-    def evaluate(self, *inputs: Any, **named: Any) -> jax.Array:
-        """Evaluate the chain; see ``Correction`` for inputs and errors."""
-        values = _inputs.bind_arguments(self.name, self._model.inputs, inputs, named)
-        if _dispatch.any_columnar(values):
-            return _columns(self._lowered, self._model.inputs, self.name, values)
-        lowered, numbers = self._split(values, {})
-        return _dispatch.call(lowered, numbers)
-
-    def evaluate_with_errors(self, *inputs: Any, **named: Any) -> tuple[jax.Array, jax.Array]:
-        """(value, errors); see ``Correction.evaluate_with_errors``."""
-        lowered, numbers = self._split(inputs, named)
-        return _dispatch.evaluate_with_errors(lowered, _jax_inputs(numbers))
-
-    def raise_for_errors(self, errors: Any, *inputs: Any, **named: Any) -> None:
-        """See ``Correction.raise_for_errors``."""
-        errors = np.asarray(errors)
-        if errors.any():
-            lowered, numbers = self._split(inputs, named)
-            lowered._raise(errors, numbers)
 
 
 def _rebuild_compound(model, corrections) -> CompoundCorrection:

@@ -101,8 +101,68 @@ def _aligned(name, model, strings, args, named) -> tuple:
     return tuple(aligned)
 
 
+class _Lowered:
+    """What lowered corrections and compounds share: their inputs and evaluation.
+
+    Subclasses hold ``_layout`` (with ``model`` and ``strings``) and implement the pure
+    ``_evaluate(inputs) -> (value, errors)`` and the host ``_raise(errors, inputs)``.
+    """
+
+    _layout: Any
+
+    @property
+    def name(self) -> str:
+        return self._layout.model.name
+
+    @property
+    def model(self) -> Any:
+        """The correctionlib schema-v2 model this was lowered from."""
+        return self._layout.model
+
+    @property
+    def strings(self) -> tuple[str | None, ...]:
+        """The fixed string values, aligned with the inputs (None: numeric)."""
+        return self._layout.strings
+
+    @property
+    def inputs(self) -> list[schemav2.Variable]:
+        """The numeric inputs this takes, in order."""
+        return _numeric_variables(self.model, self.strings)
+
+    def evaluate(self, *inputs: Any, **named: Any) -> jax.Array:
+        """The value for these numeric inputs (in order or by name, broadcast together).
+
+        Eagerly, bad values raise (``OutOfBoundsError``, ``MissingCategoryError``);
+        under a JAX transformation failing elements are NaN. Awkward or dask-awkward
+        inputs give an array of their (broadcast) layout.
+        """
+        if _dispatch.any_columnar((*inputs, *named.values())):
+            values = _inputs.bind_arguments(self.name, self.inputs, inputs, named)
+            return _dispatch.call_columns(self.evaluate, values)
+        return _dispatch.call(self, _aligned(self.name, self.model, self.strings, inputs, named))
+
+    def __call__(self, *inputs: Any, **named: Any) -> jax.Array:
+        return self.evaluate(*inputs, **named)
+
+    def evaluate_with_errors(self, *inputs: Any, **named: Any) -> tuple[jax.Array, jax.Array]:
+        """(value, errors): pure; ``errors`` is int32, 0 where the element is fine."""
+        aligned = _aligned(self.name, self.model, self.strings, inputs, named)
+        return _dispatch.evaluate_with_errors(self, tuple(_jax(x) for x in aligned))
+
+    def raise_for_errors(self, errors: Any, *inputs: Any, **named: Any) -> None:
+        """Raise what an eager call would have raised for these error codes (from
+        ``evaluate_with_errors``) and inputs; return None when every code is 0."""
+        errors = np.asarray(errors)
+        if errors.any():
+            aligned = _aligned(self.name, self.model, self.strings, inputs, named)
+            self._raise(errors, aligned)
+
+    def _raise(self, errors: np.ndarray, inputs: Sequence[Any]) -> None:  # pragma: no cover
+        raise NotImplementedError
+
+
 @jax.tree_util.register_pytree_node_class
-class LoweredCorrection:
+class LoweredCorrection(_Lowered):
     """A correction with its string inputs fixed: float tables (pytree leaves) and a
     static structure. See the module docstring; make one with ``Correction.lower`` or
     ``Correction.bind``."""
@@ -166,25 +226,6 @@ class LoweredCorrection:
         )
 
     @property
-    def name(self) -> str:
-        return self._layout.model.name
-
-    @property
-    def model(self) -> schemav2.Correction:
-        """The correctionlib schema-v2 model this was lowered from."""
-        return self._layout.model
-
-    @property
-    def strings(self) -> tuple[str | None, ...]:
-        """The fixed string values, aligned with the correction's inputs (None: numeric)."""
-        return self._layout.strings
-
-    @property
-    def inputs(self) -> list[schemav2.Variable]:
-        """The numeric inputs this takes, in order."""
-        return _numeric_variables(self.model, self.strings)
-
-    @property
     def relaxation(self) -> Relaxation:
         return self._relaxation
 
@@ -213,45 +254,12 @@ class LoweredCorrection:
         flat = [next(floats) if f else next(ints) for f in self._layout.is_float]
         return jax.tree_util.tree_unflatten(self._layout.treedef, flat)
 
-    # evaluation
-    def evaluate(self, *inputs: Any, **named: Any) -> jax.Array:
-        """The correction's value for these numeric inputs (broadcast together).
-
-        Eagerly, bad values raise (``OutOfBoundsError``, ``MissingCategoryError``);
-        under a JAX transformation failing elements are NaN. Awkward or dask-awkward
-        inputs give an array of their (broadcast) layout.
-        """
-        return _evaluate(self, inputs, named)
-
-    __call__ = evaluate
-
-    def evaluate_with_errors(self, *inputs: Any, **named: Any) -> tuple[jax.Array, jax.Array]:
-        """(value, errors): pure; ``errors`` is int32, 0 where the element is fine."""
-        aligned = _aligned(self.name, self.model, self.strings, inputs, named)
-        return _dispatch.evaluate_with_errors(self, tuple(_jax(x) for x in aligned))
-
-    def raise_for_errors(self, errors: Any, *inputs: Any, **named: Any) -> None:
-        """Raise what an eager call would have raised for these error codes (from
-        ``evaluate_with_errors``) and inputs; return None when every code is 0."""
-        errors = np.asarray(errors)
-        if errors.any():
-            aligned = _aligned(self.name, self.model, self.strings, inputs, named)
-            self._raise(errors, aligned)
-
     def _evaluate(self, inputs: tuple) -> tuple[jax.Array, jax.Array]:
         return nodes.evaluate_root(self._layout.node, self.tables(), inputs, self._relaxation)
 
     def _raise(self, errors: np.ndarray, inputs: Sequence[Any], context: str = "") -> None:
         values = _inputs.merged(self.strings, inputs)
         _diagnostics.raise_first_error(self.model, np.asarray(errors), values, context)
-
-
-def _evaluate(lowered: Any, inputs: Sequence[Any], named: dict[str, Any]) -> Any:
-    if _dispatch.any_columnar((*inputs, *named.values())):
-        values = _inputs.bind_arguments(lowered.name, lowered.inputs, inputs, named)
-        return _dispatch.call_columns(lowered.evaluate, values)
-    aligned = _aligned(lowered.name, lowered.model, lowered.strings, inputs, named)
-    return _dispatch.call(lowered, aligned)
 
 
 def _jax(x):
@@ -292,7 +300,7 @@ class _CompoundLayout:
 
 
 @jax.tree_util.register_pytree_node_class
-class LoweredCompound:
+class LoweredCompound(_Lowered):
     """A compound correction with its string inputs fixed: its lowered members chained
     (``inputs_update`` with ``input_op``, output accumulated with ``output_op``).
 
@@ -320,45 +328,11 @@ class LoweredCompound:
         )
 
     @property
-    def name(self) -> str:
-        return self._layout.model.name
-
-    @property
-    def model(self) -> schemav2.CompoundCorrection:
-        return self._layout.model
-
-    @property
-    def strings(self) -> tuple[str | None, ...]:
-        return self._layout.strings
-
-    @property
-    def inputs(self) -> list[schemav2.Variable]:
-        return _numeric_variables(self.model, self.strings)
-
-    @property
     def members(self) -> tuple[LoweredCorrection, ...]:
         return self._members
 
     def __repr__(self) -> str:
         return f"<corrax.LoweredCompound {_inputs.signature(self.name, self.inputs)}>"
-
-    def evaluate(self, *inputs: Any, **named: Any) -> jax.Array:
-        """The chain's value; see ``LoweredCorrection.evaluate``."""
-        return _evaluate(self, inputs, named)
-
-    __call__ = evaluate
-
-    def evaluate_with_errors(self, *inputs: Any, **named: Any) -> tuple[jax.Array, jax.Array]:
-        """(value, errors), pure; see ``LoweredCorrection.evaluate_with_errors``."""
-        aligned = _aligned(self.name, self.model, self.strings, inputs, named)
-        return _dispatch.evaluate_with_errors(self, tuple(_jax(x) for x in aligned))
-
-    def raise_for_errors(self, errors: Any, *inputs: Any, **named: Any) -> None:
-        """See ``LoweredCorrection.raise_for_errors``."""
-        errors = np.asarray(errors)
-        if errors.any():
-            aligned = _aligned(self.name, self.model, self.strings, inputs, named)
-            self._raise(errors, aligned)
 
     def _evaluate(self, inputs: tuple) -> tuple[jax.Array, jax.Array]:
         layout = self._layout
