@@ -254,8 +254,8 @@ def _formula_value(tree, relax, one, live, columns, row, variables):
     """A formula's value with the slots of instance ``row``.
 
     Its derivative rule computes the partial derivatives with respect to each input
-    with a tangent, and each slot with a tangent, in the forward pass (from the same
-    gathers, fused into the same loop), so that reverse mode keeps one array per
+    with a tangent, and each slot with a tangent, in the forward pass (in their own
+    loop, gathering the slots again), so that reverse mode keeps one array per
     differentiated input instead of every gathered parameter and intermediate value.
     Derivatives of elements outside ``live`` are 0 (unselected branches never poison
     a gradient with NaN).
