@@ -53,3 +53,20 @@ def require_shared(path: pathlib.Path) -> pathlib.Path:
     if not path.exists():
         pytest.skip(f"{path} not found: the real CMS files live in ../shared/data beside the repo")
     return path
+
+
+@pytest.fixture(scope="module", name="dask_client")
+def dask_client_fixture():
+    """A dask.distributed client of two worker processes on loopback."""
+    distributed = pytest.importorskip("distributed")
+    with (
+        distributed.LocalCluster(
+            n_workers=2,
+            threads_per_worker=1,
+            processes=True,
+            host="127.0.0.1",
+            dashboard_address=None,
+        ) as cluster,
+        distributed.Client(cluster) as client,
+    ):
+        yield client

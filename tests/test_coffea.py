@@ -91,22 +91,11 @@ def test_futures_executor_worker_processes(processor_instance, reference):
     _assert_same(_run(executor, processor_instance), reference)
 
 
-def test_dask_executor(processor_instance, reference):
+def test_dask_executor(processor_instance, reference, dask_client):
     from coffea import processor
-    from distributed import Client, LocalCluster
 
-    with (
-        LocalCluster(
-            n_workers=2,
-            threads_per_worker=1,
-            processes=True,
-            host="127.0.0.1",
-            dashboard_address=None,
-        ) as cluster,
-        Client(cluster) as client,
-    ):
-        executor = processor.DaskExecutor(client=client, status=False)
-        _assert_same(_run(executor, processor_instance), reference)
+    executor = processor.DaskExecutor(client=dask_client, status=False)
+    _assert_same(_run(executor, processor_instance), reference)
 
 
 def test_coffea_dask_mode_evaluates_lazily(processor_instance):

@@ -20,7 +20,6 @@ from corrax.dask import partition_sums
 from corrax.jagged import Jagged
 
 dak = pytest.importorskip("dask_awkward")
-distributed = pytest.importorskip("distributed")
 
 
 def _corrector():
@@ -111,22 +110,7 @@ def _same(result, reference):
     np.testing.assert_allclose(result["d_ht_d_jes"], reference["d_ht_d_jes"], rtol=1e-12)
 
 
-@pytest.fixture(scope="module", name="client")
-def client_fixture():
-    with (
-        distributed.LocalCluster(
-            n_workers=2,
-            threads_per_worker=1,
-            processes=True,
-            host="127.0.0.1",
-            dashboard_address=None,
-        ) as cluster,
-        distributed.Client(cluster) as client,
-    ):
-        yield client
-
-
-def test_partitions_on_a_cluster_sum_to_the_single_process_result(client):
+def test_partitions_on_a_cluster_sum_to_the_single_process_result(dask_client):
     jax.config.update("jax_enable_x64", True)
     events = _events()
     reference = analysis(events)
@@ -150,11 +134,11 @@ def _killing(marker: str):
     return run
 
 
-def test_a_worker_killed_mid_run_does_not_change_the_result(client, tmp_path):
+def test_a_worker_killed_mid_run_does_not_change_the_result(dask_client, tmp_path):
     jax.config.update("jax_enable_x64", True)
     events = _events()
     reference = analysis(events)
     marker = tmp_path / "killed"
     total = partition_sums(_killing(str(marker)), dak.from_awkward(events, npartitions=5))
-    _same(client.compute(total).result(), reference)
+    _same(dask_client.compute(total).result(), reference)
     assert marker.exists()  # a worker did die, and its partition was retried

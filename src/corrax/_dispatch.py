@@ -29,7 +29,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from ._inputs import is_traced
+from ._inputs import is_columnar, is_traced
 
 try:  # private, but the only way to know whether we are inside jit or vmap
     from jax._src.core import trace_state_clean as _trace_state_clean
@@ -58,7 +58,7 @@ def _evaluate(evaluable: Any, inputs: tuple) -> tuple[jax.Array, jax.Array]:
 
 def evaluate_with_errors(evaluable: Any, inputs: tuple) -> tuple[jax.Array, jax.Array]:
     """(value, error codes) through the shared jitted evaluator; pure, never raises."""
-    return _evaluate(evaluable, inputs)
+    return _evaluate(evaluable, tuple(_as_jax(x) for x in inputs))
 
 
 def tracing(evaluable: Any, inputs: tuple) -> bool:
@@ -113,7 +113,7 @@ def call_columns(function: Any, values: list[Any]) -> Any:
 
 def any_columnar(values: Any) -> bool:
     """Whether any value is an awkward or dask-awkward array (without importing them)."""
-    return any(type(v).__module__.split(".")[0] in ("awkward", "dask_awkward") for v in values)
+    return any(is_columnar(v) for v in values)
 
 
 def _padded_transform(evaluable: Any, inputs: tuple) -> jax.Array:
@@ -153,4 +153,5 @@ def _padded(values: np.ndarray, size: int) -> np.ndarray:
 
 
 def _as_jax(x: Any) -> Any:
+    """A JAX value (``device_put``: no per-shape compilation, unlike ``jnp.asarray``)."""
     return x if x is None or is_traced(x) else jax.device_put(x)

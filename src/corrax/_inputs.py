@@ -29,6 +29,12 @@ def is_traced(value: Any) -> bool:
     return isinstance(value, jax.core.Tracer)
 
 
+def is_columnar(value: Any) -> bool:
+    """Whether ``value`` is an awkward or dask-awkward array (checked without importing
+    either library)."""
+    return type(value).__module__.split(".")[0] in ("awkward", "dask_awkward")
+
+
 def x64_enabled() -> bool:
     """Whether JAX currently computes in 64 bits (``jax_enable_x64``, maybe in a context)."""
     return jnp.result_type(float) == jnp.float64

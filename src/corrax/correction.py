@@ -80,7 +80,7 @@ class _Evaluates:
         """(value, errors), pure and usable under ``jit``: ``errors`` is an int32 array,
         0 where the element is fine; ``raise_for_errors`` explains a non-zero one."""
         lowered, numbers = self._split(inputs, named)
-        return _dispatch.evaluate_with_errors(lowered, _jax_inputs(numbers))
+        return _dispatch.evaluate_with_errors(lowered, numbers)
 
     def raise_for_errors(self, errors: Any, *inputs: Any, **named: Any) -> None:
         """Raise the error an eager ``evaluate`` would raise for these error codes and
@@ -246,10 +246,6 @@ def _columns(lower: Any, variables: Sequence[Any], name: str, values: list[Any])
     )
     numeric = [v for v, var in zip(values, variables, strict=True) if var.type != "string"]
     return _dispatch.call_columns(lower(strings).evaluate, numeric)
-
-
-def _jax_inputs(numbers: tuple) -> tuple:
-    return tuple(x if x is None or _inputs.is_traced(x) else jax.device_put(x) for x in numbers)
 
 
 class CompoundCorrection(_Evaluates):

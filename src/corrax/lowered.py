@@ -147,7 +147,7 @@ class _Lowered:
     def evaluate_with_errors(self, *inputs: Any, **named: Any) -> tuple[jax.Array, jax.Array]:
         """(value, errors): pure; ``errors`` is int32, 0 where the element is fine."""
         aligned = _aligned(self.name, self.model, self.strings, inputs, named)
-        return _dispatch.evaluate_with_errors(self, tuple(_jax(x) for x in aligned))
+        return _dispatch.evaluate_with_errors(self, aligned)
 
     def raise_for_errors(self, errors: Any, *inputs: Any, **named: Any) -> None:
         """Raise what an eager call would have raised for these error codes (from
@@ -260,10 +260,6 @@ class LoweredCorrection(_Lowered):
     def _raise(self, errors: np.ndarray, inputs: Sequence[Any], context: str = "") -> None:
         values = _inputs.merged(self.strings, inputs)
         _diagnostics.raise_first_error(self.model, np.asarray(errors), values, context)
-
-
-def _jax(x):
-    return x if x is None or _inputs.is_traced(x) else jax.device_put(x)
 
 
 def _rebuild_lowered(model, strings, relaxation, differentiable, leaves) -> LoweredCorrection:

@@ -20,12 +20,9 @@ from typing import Any
 import awkward as ak
 import numpy as np
 
+from .._inputs import is_columnar
+
 __all__ = ["evaluate_columns", "is_columnar", "map_columns"]
-
-
-def is_columnar(value: Any) -> bool:
-    """Whether ``value`` is an awkward or dask-awkward array (checked without importing)."""
-    return type(value).__module__.split(".")[0] in ("awkward", "dask_awkward")
 
 
 def _is_dask(value: Any) -> bool:
