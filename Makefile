@@ -5,8 +5,12 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
 JEC_FILE := $(wildcard ../shared/data/corrections/JME__2018_UL__jet_jerc.json.gz)
+# real CMS files and the AGC reference, when the shared data sit beside the clone
+CORRECTIONS_DIR := $(patsubst %/,%,$(dir $(JEC_FILE)))
+AGC_REFERENCE := $(wildcard ../shared/data/agc/reference_histos_1_file_per_process.json)
+AGC_OPTIONS := $(if $(CORRECTIONS_DIR),--corrections $(CORRECTIONS_DIR)) $(if $(AGC_REFERENCE),--reference $(AGC_REFERENCE))
 
-.PHONY: test test-all fuzz demo bench lint clean
+.PHONY: test test-all fuzz demo agc bench lint clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -27,6 +31,10 @@ fuzz: $(STAMP)
 
 demo: $(STAMP)
 	$(BIN)/python -m corrax.demo $(JEC_FILE)
+
+# the hard AGC analysis: generate (or reuse) the sample, analyse, fit, plot → agc-results/
+agc: $(STAMP)
+	$(BIN)/python -m corrax.agc --cache agc-sample --output agc-results $(AGC_OPTIONS)
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/run.py

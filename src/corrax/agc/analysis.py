@@ -1,0 +1,380 @@
+"""The hard (cut-based) AGC ttbar analysis, version 2, with every correction through corrax.
+
+Object selection (``Cuts``, the AGC's values by default): electrons pt > 30 GeV,
+|η| < 2.1, ``cutBased == 4``, ``sip3d < 4``; muons pt > 30 GeV, |η| < 2.1,
+``tightId``, ``sip3d < 4``, ``pfRelIso04_all < 0.15``; jets pt > 30 GeV, |η| < 2.4,
+``jetId & 4`` (tight lepton veto); b tag ``btagCSVV2 > 0.5``. Events: exactly one
+lepton, at least four jets; region 4j1b (exactly one b tag, observable HT = Σ jet pt)
+and 4j2b (at least two, observable m_bjj = the mass of the trijet with the largest pt
+among those containing a b-tagged jet).
+
+Weights: ``norm · genWeight`` (``norm = σ · L / Σ genWeight``, from the dataset's
+metadata), times — when the real files are given (``RealCorrections``) — the muon and
+electron ID scale factors, the pileup weight and the fixed-working-point b-tag weight.
+
+Variations (histogram axis ``variation``):
+
+* the AGC's: ``pt_scale_up`` (jet pt × 1.03), ``pt_res_up`` (jet pt × N(1, 0.05), the
+  normal numbers from correctionlib's HashPRNG seeded by event, pt and φ, so the
+  variation is reproducible), ``btag_var_{0..3}_{up,down}`` (event weight from the
+  AGC's ``event_systematics`` correction with the pt of the i-th selected jet),
+  ``scale_var_{up,down}`` (W+jets only); the alternative ttbar samples fill their own
+  name (``scaleup``, ``ME_var``, ...);
+* real-style, when the real files are given: ``jes_{up,down}`` and ``jer_{up,down}``
+  (jets rebuilt from raw pt by ``JetCorrector``: JEC, JER hybrid smearing, JES
+  uncertainty), ``muon_id_*``, ``electron_id_*``, ``pileup_*``, ``btag_sf_*``.
+
+Every correction is evaluated by corrax: the systematics and scale factors through
+behaviors attached to the collections (``corrax.awkward.with_corrections``), the
+jets through ``JetCorrector``.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import awkward as ak
+import hist
+import numpy as np
+import vector.backends.awkward as vector_awkward
+
+from ..awkward import Binding, JetCorrector, argument, btag_fixed_wp, product, with_corrections
+from ..correctionset import CorrectionSet
+from .corrections import RealCorrections, load_systematics
+from .detector import BTAG_EFFICIENCY
+
+__all__ = ["BINS", "REGIONS", "Cuts", "JetSystematics", "histogram", "process_events"]
+
+BINS = (25, 50.0, 550.0)  # the AGC histograms: 25 bins, 50–550 GeV
+REGIONS = ("4j1b", "4j2b")
+RESOLUTION_WIDTH = 0.05  # pt_res_up: relative width of the AGC's jet pt smearing
+SCALE_UP = 1.03  # pt_scale_up
+
+
+@dataclass(frozen=True)
+class Cuts:
+    """Selection thresholds (GeV for pt), the AGC v2 values by default."""
+
+    lepton_pt: float = 30.0
+    lepton_eta: float = 2.1
+    sip3d: float = 4.0
+    muon_isolation: float = 0.15
+    jet_pt: float = 30.0
+    jet_eta: float = 2.4
+    btag: float = 0.5
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self))
+
+
+def histogram() -> hist.Hist:
+    """An empty AGC histogram: observable × process × variation, weighted."""
+    return (
+        hist.Hist.new.Reg(*BINS, name="observable", label="observable [GeV]")
+        .StrCat([], name="process", growth=True)
+        .StrCat([], name="variation", growth=True)
+        .Weight()
+    )
+
+
+def _noise_correction() -> Any:
+    document = {
+        "schema_version": 2,
+        "corrections": [
+            {
+                "name": "agc_jet_resolution_noise",
+                "version": 1,
+                "inputs": [
+                    {"name": "event", "type": "int"},
+                    {"name": "pt", "type": "real"},
+                    {"name": "phi", "type": "real"},
+                ],
+                "output": {"name": "z", "type": "real"},
+                "data": {
+                    "nodetype": "hashprng",
+                    "inputs": ["event", "pt", "phi"],
+                    "distribution": "normal",
+                },
+            }
+        ],
+    }
+    return CorrectionSet.from_string(json.dumps(document))["agc_jet_resolution_noise"]
+
+
+class JetSystematics:
+    """Per-variation jet pt and mass (jagged, same layout as ``events.Jet``)."""
+
+    def __init__(self, real: RealCorrections):
+        self.corrector = None
+        if real.has_jets:
+            self.corrector = JetCorrector(
+                real.jec, real.uncertainty, real.resolution, real.scale_factor
+            )
+        self.noise = Binding(_noise_correction(), event="event", pt="pt", phi="phi")
+
+    def names(self) -> list[str]:
+        names = ["nominal", "pt_scale_up", "pt_res_up"]
+        if self.corrector is not None:
+            names += ["jes_up", "jes_down", "jer_up", "jer_down"]
+        return names
+
+    def _corrected(self, events: Any, jes: float = 0.0, jer: float = 0.0):
+        jets = events.Jet
+        if self.corrector is None:
+            return jets.pt, jets.mass
+        corrected = self.corrector(
+            jets,
+            events.fixedGridRhoFastjetAll,
+            events.event,
+            _matched_gen_pt(events),
+            jes=jes,
+            jer=jer,
+        )
+        return corrected.pt, corrected.mass
+
+    def __call__(
+        self, events: Any, names: list[str] | None = None
+    ) -> dict[str, tuple[ak.Array, ak.Array]]:
+        """``{variation: (pt, mass)}`` for ``names`` (default: every variation)."""
+        names = self.names() if names is None else names
+        pt, mass = self._corrected(events)
+        result = {"nominal": (pt, mass)}
+        if "pt_scale_up" in names:
+            result["pt_scale_up"] = (pt * SCALE_UP, mass)
+        if "pt_res_up" in names:
+            jets = events.Jet
+            event = ak.broadcast_arrays(ak.values_astype(events.event, np.int64), jets.pt)[0]
+            fields = ak.zip({"event": event, "pt": jets.pt, "phi": jets.phi}, with_name="AGCJet")
+            z = with_corrections(fields, noise=self.noise).noise
+            result["pt_res_up"] = (pt * (1.0 + RESOLUTION_WIDTH * z), mass)
+        shifts = {"jes_up": (1, 0), "jes_down": (-1, 0), "jer_up": (0, 1), "jer_down": (0, -1)}
+        for name, (jes, jer) in shifts.items():
+            if name in names:
+                result[name] = self._corrected(events, jes, jer)
+        return {name: result[name] for name in names}
+
+
+def _matched_gen_pt(events: Any) -> ak.Array:
+    """Per jet: pt of the generator jet ``Jet_genJetIdx`` points to, 0 where none."""
+    index = events.Jet.genJetIdx
+    valid = (index >= 0) & (index < ak.num(events.GenJet.pt))
+    gen_pt = ak.pad_none(events.GenJet.pt, 1, axis=1)[ak.where(valid, index, 0)]
+    return ak.where(valid, ak.fill_none(gen_pt, 0.0), 0.0)
+
+
+def _leptons(events: Any, cuts: Cuts) -> tuple[ak.Array, ak.Array]:
+    electrons, muons = events.Electron, events.Muon
+    good_electron = (
+        (electrons.pt > cuts.lepton_pt)
+        & (abs(electrons.eta) < cuts.lepton_eta)
+        & (electrons.cutBased == 4)
+        & (electrons.sip3d < cuts.sip3d)
+    )
+    good_muon = (
+        (muons.pt > cuts.lepton_pt)
+        & (abs(muons.eta) < cuts.lepton_eta)
+        & muons.tightId
+        & (muons.sip3d < cuts.sip3d)
+        & (muons.pfRelIso04_all < cuts.muon_isolation)
+    )
+    return electrons[good_electron], muons[good_muon]
+
+
+def _four_vectors(jets: ak.Array) -> ak.Array:
+    return ak.zip(
+        {"pt": jets.pt, "eta": jets.eta, "phi": jets.phi, "mass": jets.mass},
+        with_name="Momentum4D",
+        behavior=vector_awkward.behavior,
+    )
+
+
+def m_bjj(jets: ak.Array, btag_cut: float) -> ak.Array:
+    """Per event: the mass of the highest-pt trijet with a b-tagged jet (None if none)."""
+    trijet = ak.combinations(
+        ak.zip({"p4": _four_vectors(jets), "btag": jets.btagCSVV2}), 3, fields=["a", "b", "c"]
+    )
+    p4 = trijet.a.p4 + trijet.b.p4 + trijet.c.p4
+    max_btag = np.maximum(trijet.a.btag, np.maximum(trijet.b.btag, trijet.c.btag))
+    p4 = p4[max_btag > btag_cut]
+    best = ak.argmax(p4.pt, axis=1, keepdims=True)
+    return ak.firsts(p4[best].mass)
+
+
+def _regions(jets: ak.Array, n_leptons: ak.Array, cuts: Cuts) -> dict[str, tuple[Any, Any]]:
+    """Region → (event mask, observable per selected event)."""
+    n_jets = ak.num(jets.pt)
+    n_b = ak.sum(jets.btagCSVV2 > cuts.btag, axis=1)
+    base = (n_leptons == 1) & (n_jets >= 4)
+    one_b, two_b = base & (n_b == 1), base & (n_b >= 2)
+    return {
+        "4j1b": (one_b, ak.sum(jets.pt[one_b], axis=1)),
+        "4j2b": (two_b, m_bjj(jets[two_b], cuts.btag)),
+    }
+
+
+class _Weights:
+    """The nominal event weight and the weight variations (through behaviors)."""
+
+    def __init__(self, systematics: Any, real: RealCorrections):
+        self.real = real
+        self.agc = Binding(systematics, syst_name=argument(), direction=argument(), pt="pt")
+        self.muon = self.electron = self.btag = self.btag_light = None
+        if real.muon_id is not None:
+            self.muon = Binding(
+                real.muon_id,
+                year="2018_UL",
+                abseta=lambda muon: abs(muon.eta),
+                pt="pt",
+                ValType=argument("sf"),
+            )
+        if real.electron_id is not None:
+            self.electron = Binding(
+                real.electron_id,
+                year="2018",
+                ValType=argument("sf"),
+                WorkingPoint="Tight",
+                eta="eta",
+                pt="pt",
+            )
+        if real.btag is not None and real.btag_light is not None:
+            sources = {
+                "systematic": argument("central"),
+                "working_point": "M",
+                "flavor": "hadronFlavour",
+                "abseta": lambda jet: abs(jet.eta),
+                "pt": "pt",
+            }
+            self.btag = Binding(real.btag, **sources)
+            self.btag_light = Binding(real.btag_light, **sources)
+
+    def scale_factors(
+        self, events, electrons, muons, jets, cuts, variations: bool = True
+    ) -> dict[str, ak.Array]:
+        """Per event: the product of the real-style factors (``"nominal"``) and, with
+        ``variations``, each of their variations (``"<name>_<up|down>"``)."""
+        directions = ("nominal", "up", "down") if variations else ("nominal",)
+        ones = ak.ones_like(events.genWeight, dtype=np.float64)
+        parts: dict[str, dict[str, Any]] = {}
+        if self.muon is not None:
+            muon = with_corrections(muons, id_sf=self.muon)
+            keys = {"nominal": "sf", "up": "systup", "down": "systdown"}
+            parts["muon_id"] = {d: product(muon.id_sf(keys[d])) for d in directions}
+        if self.electron is not None:
+            electron = with_corrections(electrons, id_sf=self.electron)
+            keys = {"nominal": "sf", "up": "sfup", "down": "sfdown"}
+            parts["electron_id"] = {d: product(electron.id_sf(keys[d])) for d in directions}
+        if self.real.pileup is not None:
+            n_true = events.Pileup.nTrueInt
+            parts["pileup"] = {d: self.real.pileup.evaluate(n_true, d) for d in directions}
+        if self.btag is not None:
+            keys = {"nominal": "central", "up": "up", "down": "down"}
+            parts["btag_sf"] = {d: self._btag_weight(jets, cuts, keys[d]) for d in directions}
+        nominal = ones
+        for part in parts.values():
+            nominal = nominal * part["nominal"]
+        result = {"nominal": nominal}
+        for name, part in parts.items():
+            for direction in directions[1:]:
+                result[f"{name}_{direction}"] = nominal / part["nominal"] * part[direction]
+        return result
+
+    def _btag_weight(self, jets: ak.Array, cuts: Cuts, systematic: str) -> ak.Array:
+        heavy = jets.hadronFlavour > 0
+        weight = ak.ones_like(ak.num(jets.pt), dtype=np.float64)
+        for mask, binding in ((heavy, self.btag), (~heavy, self.btag_light)):
+            chosen = with_corrections(jets[mask], sf=binding)
+            efficiency = _btag_efficiency(chosen.hadronFlavour)
+            weight = weight * btag_fixed_wp(
+                chosen.sf(systematic), efficiency, chosen.btagCSVV2 > cuts.btag
+            )
+        return weight
+
+    def agc_variation(self, jets: ak.Array, name: str, direction: str, index: int) -> ak.Array:
+        """The AGC's event weight for ``btag_var`` with the pt of jet ``index``."""
+        attached = with_corrections(jets, agc=self.agc)
+        return attached.agc(name, direction)[:, index]
+
+
+def _btag_efficiency(flavour: ak.Array) -> ak.Array:
+    b, c, light = BTAG_EFFICIENCY[5], BTAG_EFFICIENCY[4], BTAG_EFFICIENCY[0]
+    return ak.where(flavour == 5, b, ak.where(flavour == 4, c, light))
+
+
+class Analysis:
+    """The configured analysis: corrections, cuts; ``process_events`` fills histograms."""
+
+    def __init__(
+        self,
+        real: RealCorrections | None = None,
+        systematics: Any = None,
+        cuts: Cuts | None = None,
+    ):
+        self.real = real or RealCorrections()
+        self.systematics = systematics if systematics is not None else load_systematics()
+        self.cuts = cuts or Cuts()
+        self.jets = JetSystematics(self.real)
+        self.weights = _Weights(self.systematics, self.real)
+
+    def process_events(
+        self, events: Any, process: str, variation: str, norm: float, use_genweight: bool = True
+    ) -> dict[str, hist.Hist]:
+        """Histograms (``{"4j1b": Hist, "4j2b": Hist}``) of one chunk of NanoEvents."""
+        output = {region: histogram() for region in REGIONS}
+        cuts = self.cuts
+        electrons, muons = _leptons(events, cuts)
+        n_leptons = ak.num(electrons.pt) + ak.num(muons.pt)
+        base = norm * (events.genWeight if use_genweight else ak.ones_like(events.genWeight))
+        nominal_sample = variation == "nominal"
+        names = self.jets.names() if nominal_sample else ["nominal"]
+        for jet_variation, (pt, mass) in self.jets(events, names).items():
+            jets = ak.with_field(ak.with_field(events.Jet, pt, "pt"), mass, "mass")
+            good = (
+                (jets.pt > cuts.jet_pt) & (abs(jets.eta) < cuts.jet_eta) & ((jets.jetId & 4) != 0)
+            )
+            jets = jets[good]
+            factors = self.weights.scale_factors(
+                events, electrons, muons, jets, cuts, variations=jet_variation == "nominal"
+            )
+            weight = base * factors["nominal"]
+            label = variation if jet_variation == "nominal" else jet_variation
+            for region, (mask, observable) in _regions(jets, n_leptons, cuts).items():
+                fill = _filler(output[region], process, observable)
+                fill(label, weight[mask])
+                if jet_variation != "nominal" or not nominal_sample:
+                    continue
+                for name, factor in factors.items():
+                    if name != "nominal":
+                        fill(name, (base * factor)[mask])
+                region_jets = jets[mask]
+                for i in range(4):
+                    for direction in ("up", "down"):
+                        change = self.weights.agc_variation(region_jets, "btag_var", direction, i)
+                        fill(f"btag_var_{i}_{direction}", weight[mask] * change)
+                if process == "wjets":
+                    for direction in ("up", "down"):
+                        change = self.weights.agc_variation(region_jets, "scale_var", direction, 0)
+                        fill(f"scale_var_{direction}", weight[mask] * change)
+        return output
+
+
+def _filler(histogram_: hist.Hist, process: str, observable: ak.Array):
+    values = ak.to_numpy(observable)
+
+    def fill(variation: str, weight: ak.Array) -> None:
+        weight = ak.to_numpy(weight)
+        if len(values) == 0:
+            # no event selected: one entry of weight 0 still creates the categories
+            histogram_.fill(observable=[0.0], process=process, variation=variation, weight=[0.0])
+            return
+        histogram_.fill(observable=values, process=process, variation=variation, weight=weight)
+
+    return fill
+
+
+def process_events(
+    events: Any, process: str, variation: str, norm: float, **options: Any
+) -> dict[str, hist.Hist]:
+    """``Analysis(**options).process_events(...)`` for one chunk."""
+    return Analysis(**options).process_events(events, process, variation, norm)

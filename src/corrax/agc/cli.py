@@ -1,0 +1,200 @@
+"""``python -m corrax.agc``: the hard AGC analysis end to end.
+
+Generate (or reuse) the sample, run the analysis through coffea, fit the
+statistical model with evermore and pyhf, write histograms, fit results, plots
+and a summary under ``--output``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import pickle
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+__all__ = ["main", "yields"]
+
+PROCESSES = ("ttbar", "wjets", "single_top_tW", "single_top_t_chan", "single_top_s_chan")
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="python -m corrax.agc",
+        description="The AGC ttbar analysis with corrax: generate, analyse, fit, plot.",
+    )
+    p.add_argument(
+        "--size",
+        type=int,
+        default=20_000,
+        help="ttbar nominal events to generate (other processes in proportion)",
+    )
+    p.add_argument("--seed", type=int, default=1, help="generation seed")
+    p.add_argument(
+        "--cache",
+        type=Path,
+        default=Path("agc-sample"),
+        help="folder of the generated sample (reused when present)",
+    )
+    p.add_argument(
+        "--inputs",
+        default="generated",
+        help="'generated', an AGC file list (nanoaod_inputs.json), or NanoAOD paths separated by commas",
+    )
+    p.add_argument(
+        "--files-per-process",
+        type=int,
+        default=1,
+        help="with an AGC file list: files read per process and variation",
+    )
+    p.add_argument(
+        "--corrections",
+        type=Path,
+        default=None,
+        help="folder of real CMS correction files (JEC/JER, muon, electron, b-tag, pileup)",
+    )
+    p.add_argument(
+        "--agc-corrections",
+        type=Path,
+        default=None,
+        help="the AGC's corrections.json (default: the same correction, built in)",
+    )
+    p.add_argument(
+        "--reference",
+        type=Path,
+        default=None,
+        help="the AGC reference histograms (JSON) to compare with",
+    )
+    p.add_argument(
+        "--executor",
+        default="futures",
+        help="iterative, futures, or a dask scheduler address (tcp://host:port)",
+    )
+    p.add_argument(
+        "--workers",
+        type=int,
+        default=2,
+        help="local worker processes (generation, futures executor)",
+    )
+    p.add_argument("--chunksize", type=int, default=50_000, help="events per coffea chunk")
+    p.add_argument("--output", type=Path, default=Path("results"), help="output folder")
+    p.add_argument("--no-fit", action="store_true", help="skip the statistical model")
+    p.add_argument("--quiet", action="store_true", help="no progress bars")
+    return p
+
+
+def fileset_for(args: argparse.Namespace) -> dict[str, Any]:
+    from . import inputs
+
+    if args.inputs == "generated":
+        from .generate import generate
+
+        jec = None
+        if args.corrections is not None:
+            from .corrections import JEC_FILE
+
+            candidate = args.corrections / JEC_FILE
+            jec = candidate if candidate.exists() else None
+        generate(args.cache, args.size, args.seed, args.workers, jec, progress=not args.quiet)
+        return inputs.from_generated(args.cache)
+    if args.inputs.endswith(".json"):
+        return inputs.from_agc_list(args.inputs, args.files_per_process)
+    return inputs.from_paths(args.inputs.split(","))
+
+
+def yields(histograms: dict[str, Any], reference: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Nominal yields per region and process (sum of the 25 bins), ± MC statistics,
+    and the AGC reference and ratio when given."""
+    table: dict[str, Any] = {}
+    for region in ("4j1b", "4j2b"):
+        h = histograms[region]
+        table[region] = {}
+        for process in PROCESSES:
+            if process not in h.axes["process"]:
+                continue
+            view = h[:, process, "nominal"]
+            entry = {
+                "yield": float(view.values().sum()),
+                "stat": float(np.sqrt(view.variances().sum())),
+            }
+            key = f"{region}_{process}"
+            if reference is not None and key in reference:
+                entry["agc"] = float(np.sum(reference[key]["contents"][1:-1]))
+                entry["ratio"] = entry["yield"] / entry["agc"]
+            table[region][process] = entry
+    return table
+
+
+def _markdown(summary: dict[str, Any]) -> str:
+    lines = ["# AGC analysis with corrax", ""]
+    lines += ["| region | process | yield | MC stat | AGC | ratio |", "|---|---|---|---|---|---|"]
+    for region, rows in summary["yields"].items():
+        for process, e in rows.items():
+            agc = f"{e['agc']:.0f}" if "agc" in e else ""
+            ratio = f"{e['ratio']:.2f}" if "ratio" in e else ""
+            lines.append(
+                f"| {region} | {process} | {e['yield']:.0f} | {e['stat']:.0f} | {agc} | {ratio} |"
+            )
+    if "fit" in summary:
+        lines += [
+            "",
+            "| library | ttbar_norm | uncertainty | expected significance (Asimov) |",
+            "|---|---|---|---|",
+        ]
+        for lib, r in summary["fit"].items():
+            lines.append(
+                f"| {lib} | {r['ttbar_norm']:.5f} | {r['uncertainty']:.5f} | {r['asimov_significance']:.2f} |"
+            )
+    lines += [
+        "",
+        "Timings (s): " + ", ".join(f"{k} {v:.1f}" for k, v in summary["timings"].items()),
+    ]
+    return "\n".join(lines) + "\n"
+
+
+def main(argv: list[str] | None = None) -> dict[str, Any]:
+    args = parser().parse_args(argv)
+    import jax
+
+    jax.config.update("jax_enable_x64", True)  # explicit: the fit and the corrections in float64
+    from . import model, plots
+    from .analysis import Analysis
+    from .corrections import RealCorrections, load_systematics
+    from .processor import run
+
+    args.output.mkdir(parents=True, exist_ok=True)
+    timings: dict[str, float] = {}
+    start = time.perf_counter()
+    fileset = fileset_for(args)
+    timings["inputs"] = time.perf_counter() - start
+
+    start = time.perf_counter()
+    analysis = Analysis(
+        RealCorrections.from_folder(args.corrections), load_systematics(args.agc_corrections)
+    )
+    output = run(fileset, analysis, args.executor, args.workers, args.chunksize)
+    histograms = {region: output[region] for region in ("4j1b", "4j2b")}
+    timings["analysis"] = time.perf_counter() - start
+    with open(args.output / "histograms.pkl", "wb") as f:
+        pickle.dump(histograms, f)
+
+    reference = json.loads(args.reference.read_text()) if args.reference else None
+    summary: dict[str, Any] = {"events": output["events"], "yields": yields(histograms, reference)}
+    if not args.no_fit:
+        start = time.perf_counter()
+        templates = model.build_templates(histograms)
+        summary["fit"] = {
+            r.library: vars(r) for r in (model.evermore_fit(templates), model.pyhf_fit(templates))
+        }
+        timings["fit"] = time.perf_counter() - start
+    plots.stacked(histograms, args.output / "stacked.png")
+    if reference is not None:
+        plots.versus_reference(histograms, reference, args.output / "versus_agc.png")
+    summary["timings"] = timings
+    (args.output / "summary.json").write_text(json.dumps(summary, indent=1))
+    (args.output / "summary.md").write_text(_markdown(summary))
+    print(_markdown(summary))
+    return summary

@@ -1,0 +1,146 @@
+"""The corrections the AGC analysis uses, as corrax objects.
+
+* ``agc_systematics()``: the AGC's ``event_systematics`` correction (b-tag weight
+  variations ``1 ± 0.075 pt/50`` for ``btag_var`` and ``btag_var_1..4``, W+jets scale
+  1.025 / 0.975), written here with correctionlib's schema models from the AGC's
+  documented definition, so a fresh clone needs no file; the AGC's own
+  ``corrections.json`` can be passed instead (``load_systematics(path)``).
+* ``RealCorrections.from_folder``: real CMS correction files (2018 UL, the names
+  below): JEC compound, JES uncertainty, JER resolution and scale factor, muon and
+  electron ID scale factors, b-tag scale factors and pileup weights, each optional.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import correctionlib.schemav2 as schema
+
+from ..correctionset import CorrectionSet
+
+__all__ = ["JEC_NAMES", "RealCorrections", "agc_systematics", "load_systematics"]
+
+JEC_FILE = "JME__2018_UL__jet_jerc.json.gz"
+JEC_NAMES = {
+    "jec": "Summer19UL18_V5_MC_L1L2L3Res_AK4PFchs",
+    "uncertainty": "Summer19UL18_V5_MC_Total_AK4PFchs",
+    "resolution": "Summer19UL18_JRV2_MC_PtResolution_AK4PFchs",
+    "scale_factor": "Summer19UL18_JRV2_MC_ScaleFactor_AK4PFchs",
+}
+MUON_FILE, MUON_SF = "MUO__2018_UL__muon_Z.json.gz", "NUM_TightID_DEN_TrackerMuons"
+ELECTRON_FILE, ELECTRON_SF = "EGM__2018_UL__electron.json.gz", "UL-Electron-ID-SF"
+BTAG_FILE, BTAG_SF, BTAG_SF_LIGHT = "BTV__2018_UL__btagging.json.gz", "deepJet_comb", "deepJet_incl"
+PILEUP_FILE, PILEUP = "LUM__2018_UL__puWeights.json.gz", "Collisions18_UltraLegacy_goldenJSON"
+
+BTAG_VARIATIONS = ("btag_var", "btag_var_1", "btag_var_2", "btag_var_3")
+
+
+def _btag_variation() -> schema.Category:
+    def formula(sign: str) -> schema.Formula:
+        return schema.Formula(
+            nodetype="formula",
+            expression=f"1.0 {sign} (x*0.075 / 50)",
+            parser="TFormula",
+            variables=["pt"],
+        )
+
+    return schema.Category(
+        nodetype="category",
+        input="direction",
+        content=[
+            schema.CategoryItem(key="up", value=formula("+")),
+            schema.CategoryItem(key="down", value=formula("-")),
+        ],
+        default=1.0,
+    )
+
+
+def _systematics_document() -> schema.CorrectionSet:
+    scale = schema.Category(
+        nodetype="category",
+        input="direction",
+        content=[
+            schema.CategoryItem(key="up", value=1.025),
+            schema.CategoryItem(key="down", value=0.975),
+        ],
+        default=1.0,
+    )
+    names = ("btag_var", "btag_var_1", "btag_var_2", "btag_var_3", "btag_var_4")
+    correction = schema.Correction(
+        name="event_systematics",
+        description="Multiplicative event weight for a systematic variation (AGC)",
+        version=1,
+        inputs=[
+            schema.Variable(name="syst_name", type="string"),
+            schema.Variable(name="direction", type="string"),
+            schema.Variable(name="pt", type="real", description="one jet pt per event (GeV)"),
+        ],
+        output=schema.Variable(name="weight", type="real"),
+        data=schema.Category(
+            nodetype="category",
+            input="syst_name",
+            content=[schema.CategoryItem(key="scale_var", value=scale)]
+            + [schema.CategoryItem(key=name, value=_btag_variation()) for name in names],
+            default=1.0,
+        ),
+    )
+    return schema.CorrectionSet(schema_version=2, corrections=[correction])
+
+
+def agc_systematics() -> Any:
+    """The AGC's ``event_systematics`` correction (inputs syst_name, direction, pt)."""
+    document = _systematics_document().model_dump_json(exclude_unset=True)
+    return CorrectionSet.from_string(document)["event_systematics"]
+
+
+def load_systematics(path: str | Path | None = None) -> Any:
+    """The AGC's systematics correction: from ``path`` (its corrections.json) or built in."""
+    if path is None:
+        return agc_systematics()
+    return CorrectionSet.from_file(str(path))["event_systematics"]
+
+
+@dataclass
+class RealCorrections:
+    """Real CMS corrections (corrax objects), each None when its file is absent."""
+
+    jec: Any = None
+    uncertainty: Any = None
+    resolution: Any = None
+    scale_factor: Any = None
+    muon_id: Any = None
+    electron_id: Any = None
+    btag: Any = None
+    btag_light: Any = None
+    pileup: Any = None
+    jec_file: Path | None = None
+
+    @classmethod
+    def from_folder(cls, folder: str | Path | None) -> RealCorrections:
+        """Load what exists of the files named in this module from ``folder``."""
+        if folder is None:
+            return cls()
+        folder = Path(folder)
+        found: dict[str, Any] = {}
+        if (folder / JEC_FILE).exists():
+            jerc = CorrectionSet.from_file(str(folder / JEC_FILE))
+            found["jec"] = jerc.compound[JEC_NAMES["jec"]]
+            for key in ("uncertainty", "resolution", "scale_factor"):
+                found[key] = jerc[JEC_NAMES[key]]
+            found["jec_file"] = folder / JEC_FILE
+        for key, file, name in (
+            ("muon_id", MUON_FILE, MUON_SF),
+            ("electron_id", ELECTRON_FILE, ELECTRON_SF),
+            ("btag", BTAG_FILE, BTAG_SF),
+            ("btag_light", BTAG_FILE, BTAG_SF_LIGHT),
+            ("pileup", PILEUP_FILE, PILEUP),
+        ):
+            if (folder / file).exists():
+                found[key] = CorrectionSet.from_file(str(folder / file))[name]
+        return cls(**found)
+
+    @property
+    def has_jets(self) -> bool:
+        return self.jec is not None

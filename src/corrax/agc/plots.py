@@ -1,0 +1,104 @@
+"""Plots of the AGC analysis (matplotlib + mplhep, CMS style).
+
+* ``stacked``: per-process stacked histograms with the pseudodata, both regions;
+* ``versus_reference``: our per-process distributions against the AGC reference
+  histograms (same binning, full-luminosity normalisation).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+__all__ = ["stacked", "versus_reference"]
+
+PROCESS_LABELS = {
+    "ttbar": r"$t\bar{t}$",
+    "wjets": "W+jets",
+    "single_top_tW": "tW",
+    "single_top_t_chan": "t-channel",
+    "single_top_s_chan": "s-channel",
+}
+OBSERVABLES = {"4j1b": r"$H_T$ [GeV]", "4j2b": r"$m_{bjj}$ [GeV]"}
+
+
+def _pyplot() -> Any:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import mplhep
+
+    plt.style.use(mplhep.style.CMS)
+    return plt
+
+
+def _pseudodata(h: Any) -> np.ndarray:
+    return (h[:, "ttbar", "ME_var"].values() + h[:, "ttbar", "PS_var"].values()) / 2 + h[
+        :, "wjets", "nominal"
+    ].values()
+
+
+def stacked(histograms: Mapping[str, Any], path: str | Path, title: str = "") -> Path:
+    """Stacked nominal histograms per process and the pseudodata, both regions."""
+    import mplhep
+
+    plt = _pyplot()
+    fig, axes = plt.subplots(1, 2, figsize=(18, 8))
+    for ax, region in zip(axes, ("4j1b", "4j2b"), strict=True):
+        h = histograms[region]
+        processes = [p for p in reversed(PROCESS_LABELS) if p in h.axes["process"]]
+        mplhep.histplot(
+            [h[:, p, "nominal"] for p in processes],
+            stack=True,
+            histtype="fill",
+            label=[PROCESS_LABELS[p] for p in processes],
+            ax=ax,
+        )
+        edges = h.axes[0].edges
+        centres = 0.5 * (edges[1:] + edges[:-1])
+        data = _pseudodata(h)
+        ax.errorbar(centres, data, yerr=np.sqrt(np.abs(data)), fmt="ko", label="pseudodata")
+        ax.set_xlabel(OBSERVABLES[region])
+        ax.set_ylabel("events / 20 GeV")
+        ax.set_title(f"{region} {title}".strip(), fontsize=18)
+        ax.legend(fontsize=14)
+    path = Path(path)
+    fig.savefig(path, dpi=80, bbox_inches="tight")
+    plt.close(fig)
+    return path
+
+
+def versus_reference(
+    histograms: Mapping[str, Any], reference: str | Path | Mapping[str, Any], path: str | Path
+) -> Path:
+    """Our nominal distributions (solid) against the AGC reference (dashed), per process."""
+    plt = _pyplot()
+    if not isinstance(reference, Mapping):
+        reference = json.loads(Path(reference).read_text())
+    fig, axes = plt.subplots(1, 2, figsize=(18, 8))
+    colours = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+    for ax, region in zip(axes, ("4j1b", "4j2b"), strict=True):
+        h = histograms[region]
+        edges = h.axes[0].edges
+        for colour, (process, label) in zip(colours, PROCESS_LABELS.items(), strict=False):
+            key = f"{region}_{process}"
+            if process not in h.axes["process"] or key not in reference:
+                continue
+            ours = h[:, process, "nominal"].values()
+            theirs = np.asarray(reference[key]["contents"][1:-1])
+            ax.stairs(ours, edges, color=colour, label=f"{label} (corrax sample)", linewidth=2)
+            ax.stairs(theirs, edges, color=colour, linestyle="--", label=f"{label} (AGC)")
+        ax.set_yscale("log")
+        ax.set_xlabel(OBSERVABLES[region])
+        ax.set_ylabel("events / 20 GeV")
+        ax.set_title(f"{region}: generated sample vs AGC reference", fontsize=18)
+        ax.legend(fontsize=11, ncol=2)
+    path = Path(path)
+    fig.savefig(path, dpi=80, bbox_inches="tight")
+    plt.close(fig)
+    return path

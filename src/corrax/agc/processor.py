@@ -1,0 +1,74 @@
+"""The hard AGC analysis as a coffea processor, and running it on a fileset.
+
+``run(fileset, analysis, executor=...)`` processes a fileset (``corrax.agc.inputs``)
+with coffea's ``Runner`` and NanoAOD schema: ``executor`` is ``"iterative"``,
+``"futures"`` (local processes) or a dask scheduler address (``"tcp://host:8786"``),
+or any coffea executor object. Returns ``{"4j1b": Hist, "4j2b": Hist, "events": n}``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import jax
+from coffea import processor
+from coffea.nanoevents import NanoAODSchema
+
+from .analysis import Analysis
+
+__all__ = ["AGCProcessor", "run"]
+
+
+class AGCProcessor(processor.ProcessorABC):
+    """Fills the AGC histograms of one chunk (see ``corrax.agc.analysis``)."""
+
+    def __init__(self, analysis: Analysis):
+        self.analysis = analysis
+
+    def process(self, events: Any) -> dict[str, Any]:
+        # workers start with JAX's defaults; corrax never changes them by itself
+        jax.config.update("jax_enable_x64", True)
+        meta = events.metadata
+        histograms = self.analysis.process_events(
+            events,
+            meta["process"],
+            meta["variation"],
+            meta["norm"],
+            use_genweight=meta.get("use_genweight", True),
+        )
+        return {**histograms, "events": len(events)}
+
+    def postprocess(self, accumulator: dict[str, Any]) -> dict[str, Any]:
+        return accumulator
+
+
+def executor_for(executor: Any, workers: int = 2) -> Any:
+    """A coffea executor from a name or a dask scheduler address."""
+    if not isinstance(executor, str):
+        return executor
+    if executor == "iterative":
+        return processor.IterativeExecutor(status=False)
+    if executor == "futures":
+        return processor.FuturesExecutor(workers=workers, status=False)
+    if "://" in executor:
+        from distributed import Client
+
+        return processor.DaskExecutor(client=Client(executor), status=False)
+    raise ValueError(f"unknown executor {executor!r}: iterative, futures or a scheduler address")
+
+
+def run(
+    fileset: dict[str, Any],
+    analysis: Analysis,
+    executor: Any = "iterative",
+    workers: int = 2,
+    chunksize: int = 50_000,
+) -> dict[str, Any]:
+    """The AGC histograms of ``fileset`` (see the module docstring)."""
+    runner = processor.Runner(
+        executor=executor_for(executor, workers),
+        schema=NanoAODSchema,
+        chunksize=chunksize,
+        savemetrics=False,
+    )
+    return runner(fileset, processor_instance=AGCProcessor(analysis), treename="Events")

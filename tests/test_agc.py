@@ -1,0 +1,359 @@
+"""The AGC analysis: generated sample, detector emulation, hard analysis, model, CLI.
+
+A small sample is generated once per module (Pythia 8 + FastJet, a few thousand
+events); the hard analysis is checked against an independent implementation
+(``agc_reference``: uproot + awkward + correctionlib, no corrax), the statistical
+model between evermore and pyhf.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+
+import awkward as ak
+import correctionlib
+import numpy as np
+import pytest
+import uproot
+from agc_reference import reference_histogram_inputs
+from conftest import AGC_CORRECTIONS, CORRECTIONS_DIR, SHARED_DATA, require_shared
+
+pytest.importorskip("pythia8mc")
+
+from corrax.agc import Analysis, RealCorrections, generate, inputs, model
+from corrax.agc.analysis import BINS, histogram
+from corrax.agc.corrections import JEC_FILE, JEC_NAMES, agc_systematics
+from corrax.agc.detector import BTAG_EFFICIENCY
+
+SIZE = 800
+
+
+@pytest.fixture(scope="module")
+def sample(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("agc-sample")
+    jec = CORRECTIONS_DIR / JEC_FILE
+    manifest = generate.generate(
+        folder, SIZE, seed=7, workers=2, jec_file=jec if jec.exists() else None, progress=False
+    )
+    return folder, manifest
+
+
+def _events(folder, manifest, process="ttbar", variation="nominal"):
+    files = manifest["samples"][process][variation]["files"]
+    return ak.concatenate([uproot.open(folder / f)["Events"].arrays() for f in files])
+
+
+def test_generated_files_are_nanoaod(sample):
+    from coffea.nanoevents import NanoAODSchema, NanoEventsFactory
+
+    folder, manifest = sample
+    path = folder / manifest["samples"]["ttbar"]["nominal"]["files"][0]
+    events = NanoEventsFactory.from_root(
+        {str(path): "Events"}, schemaclass=NanoAODSchema, mode="eager"
+    ).events()
+    assert len(events) > 0
+    for collection, fields in {
+        "Jet": (
+            "pt",
+            "eta",
+            "phi",
+            "mass",
+            "rawFactor",
+            "area",
+            "btagCSVV2",
+            "jetId",
+            "hadronFlavour",
+            "genJetIdx",
+        ),
+        "GenJet": ("pt", "eta", "phi", "mass"),
+        "Muon": ("pt", "tightId", "sip3d", "pfRelIso04_all"),
+        "Electron": ("pt", "cutBased", "sip3d"),
+    }.items():
+        assert set(fields) <= set(events[collection].fields), collection
+    assert {"fixedGridRhoFastjetAll", "genWeight", "event"} <= set(events.fields)
+    assert "nTrueInt" in events.Pileup.fields
+    # the generator-jet index points at the generator jet each jet came from
+    index = events.Jet.genJetIdx
+    matched = index >= 0
+    gen_eta = ak.pad_none(events.GenJet.eta, 1)[ak.where(matched, index, 0)]
+    assert ak.all(abs(gen_eta[matched] - events.Jet.eta[matched]) < 1e-5)
+    # Runs: every generated event counted, the skim kept a fraction
+    runs = uproot.open(path)["Runs"].arrays()
+    assert int(runs.genEventCount[0]) >= len(events)
+    assert manifest["samples"]["ttbar"]["nominal"]["generated"] == SIZE
+
+
+def test_generation_reuses_and_reproduces(sample, tmp_path):
+    folder, manifest = sample
+    files = [folder / f for f in manifest["samples"]["single_top_s_chan"]["nominal"]["files"]]
+    stamps = [os.stat(f).st_mtime_ns for f in files]
+    again = generate.generate(
+        folder, SIZE, seed=7, workers=1, jec_file=_jec_or_none(), progress=False
+    )
+    assert [os.stat(f).st_mtime_ns for f in files] == stamps
+    assert again["samples"] == manifest["samples"]
+    # the same job in a new folder gives the same events
+    job = next(
+        j
+        for j in generate.jobs_for(SIZE, 7, _jec_or_none(True))
+        if j.process == "single_top_s_chan"
+    )
+    generate.run_job(job, tmp_path)
+    fresh = uproot.open(job.path(tmp_path))["Events"].arrays()
+    cached = uproot.open(files[0])["Events"].arrays()
+    assert ak.all(fresh.Jet_pt == cached.Jet_pt)
+    assert ak.all(fresh.event == cached.event)
+
+
+def _jec_or_none(resolved=False):
+    jec = CORRECTIONS_DIR / JEC_FILE
+    if not jec.exists():
+        return None
+    return str(jec.resolve()) if resolved else jec
+
+
+def test_raw_jets_close_under_the_real_jec(sample):
+    """Stored raw pt × the real L1L2L3Res (correctionlib) gives back the stored pt."""
+    require_shared(CORRECTIONS_DIR / JEC_FILE)
+    folder, manifest = sample
+    ev = _events(folder, manifest)
+    jec = correctionlib.CorrectionSet.from_file(str(CORRECTIONS_DIR / JEC_FILE)).compound[
+        JEC_NAMES["jec"]
+    ]
+    pt = ak.to_numpy(ak.flatten(ev.Jet_pt)).astype(np.float64)
+    raw = pt * (1 - ak.to_numpy(ak.flatten(ev.Jet_rawFactor)))
+    rho = ak.to_numpy(ak.flatten(ak.broadcast_arrays(ev.fixedGridRhoFastjetAll, ev.Jet_pt)[0]))
+    area = ak.to_numpy(ak.flatten(ev.Jet_area)).astype(np.float64)
+    eta = ak.to_numpy(ak.flatten(ev.Jet_eta)).astype(np.float64)
+    corrected = raw * jec.evaluate(area, eta, raw, rho.astype(np.float64))
+    np.testing.assert_allclose(corrected, pt, rtol=2e-5)
+    assert np.mean(ak.flatten(ev.Jet_rawFactor)) > 0.01  # the JEC is not a no-op
+
+
+def test_btag_efficiencies_and_leptons(sample):
+    folder, manifest = sample
+    ev = _events(folder, manifest)
+    flavour = ak.to_numpy(ak.flatten(ev.Jet_hadronFlavour))
+    tagged = ak.to_numpy(ak.flatten(ev.Jet_btagCSVV2)) > 0.5
+    for value, efficiency in BTAG_EFFICIENCY.items():
+        chosen = flavour == value
+        n = chosen.sum()
+        assert n > 50
+        assert abs(tagged[chosen].mean() - efficiency) < 5 * np.sqrt(
+            efficiency * (1 - efficiency) / n
+        )
+    # semileptonic ttbar: every event has at least one reconstructed lepton (the skim)
+    leptons = ak.num(ev.Muon_pt[ev.Muon_pt > 25]) + ak.num(ev.Electron_pt[ev.Electron_pt > 25])
+    assert ak.all(leptons >= 1)
+
+
+def test_kept_fraction_is_the_w_branching_ratios(sample):
+    _, manifest = sample
+    # one W → eν/μν, the other → quarks, two charge configurations: 2 · B(ℓν) · B(qq)
+    kept = manifest["samples"]["ttbar"]["nominal"]["kept_fraction"]
+    assert kept == pytest.approx(2 * (2 * 0.1086) * 0.6741, rel=0.03)
+
+
+def _hist_from(pairs):
+    import hist
+
+    h = hist.Hist.new.Reg(*BINS, name="x").Weight()
+    h.fill(x=pairs[0], weight=pairs[1])
+    return h
+
+
+def _compare(ours, reference, process):
+    for region, variations in reference.items():
+        for variation, pairs in variations.items():
+            expected = _hist_from(pairs)
+            got = ours[region][:, process, variation]
+            np.testing.assert_allclose(
+                got.values(),
+                expected.values(),
+                rtol=1e-6,
+                atol=1e-9,
+                err_msg=f"{region} {variation}",
+            )
+            np.testing.assert_allclose(got.variances(), expected.variances(), rtol=1e-6, atol=1e-9)
+
+
+@pytest.mark.parametrize("process", ["ttbar", "wjets"])
+def test_hard_analysis_equals_independent_implementation(sample, process):
+    from coffea.nanoevents import NanoAODSchema, NanoEventsFactory
+
+    folder, manifest = sample
+    real, real_cl = RealCorrections(), None
+    if CORRECTIONS_DIR.is_dir():
+        loaded = RealCorrections.from_folder(CORRECTIONS_DIR)
+        # jets as stored (the JEC chain is checked against coffea in test_jets)
+        real = RealCorrections(
+            muon_id=loaded.muon_id,
+            electron_id=loaded.electron_id,
+            btag=loaded.btag,
+            btag_light=loaded.btag_light,
+            pileup=loaded.pileup,
+        )
+
+        def cl(file, name):
+            return correctionlib.CorrectionSet.from_file(str(CORRECTIONS_DIR / file))[name]
+
+        from corrax.agc import corrections as c
+
+        real_cl = {
+            "muon": cl(c.MUON_FILE, c.MUON_SF),
+            "electron": cl(c.ELECTRON_FILE, c.ELECTRON_SF),
+            "btag": cl(c.BTAG_FILE, c.BTAG_SF),
+            "btag_light": cl(c.BTAG_FILE, c.BTAG_SF_LIGHT),
+            "pileup": cl(c.PILEUP_FILE, c.PILEUP),
+        }
+    analysis = Analysis(real)
+    entry = manifest["samples"][process]["nominal"]
+    norm = entry["cross_section"] * 3378.0 / entry["sum_weights"]
+    systematics_cl = correctionlib.CorrectionSet.from_string(_systematics_json())
+    selected = 0
+    for name in entry["files"]:
+        path = folder / name
+        events = NanoEventsFactory.from_root(
+            {str(path): "Events"}, schemaclass=NanoAODSchema, mode="eager"
+        ).events()
+        ours = analysis.process_events(events, process, "nominal", norm)
+        expected = reference_histogram_inputs(path, norm, process, systematics_cl, real_cl)
+        _compare(ours, expected, process)
+        selected += sum(len(v["nominal"][0]) for v in expected.values())
+    assert selected > 0
+
+
+def _systematics_json():
+    if AGC_CORRECTIONS.exists():
+        return AGC_CORRECTIONS.read_text()
+    from corrax.agc.corrections import _systematics_document
+
+    return _systematics_document().model_dump_json(exclude_unset=True)
+
+
+def test_built_in_systematics_equal_the_agc_file():
+    require_shared(AGC_CORRECTIONS)
+    theirs = correctionlib.CorrectionSet.from_file(str(AGC_CORRECTIONS))["event_systematics"]
+    ours = agc_systematics()
+    pt = np.linspace(0.0, 500.0, 11)
+    for name in ("btag_var", "btag_var_1", "btag_var_4", "scale_var", "other"):
+        for direction in ("up", "down", "nominal"):
+            np.testing.assert_allclose(
+                np.asarray(ours.evaluate(name, direction, pt)), theirs.evaluate(name, direction, pt)
+            )
+
+
+def test_pipeline_runs_on_real_nanoaod():
+    """The real 2015 files select (almost) nothing: the pipeline runs and agrees."""
+    path = require_shared(SHARED_DATA / "nanoaod" / "nanoAOD_2015_CMS_Open_Data_ttbar.root")
+    from corrax.agc.processor import run
+
+    fileset = inputs.from_paths([path])
+    output = run(fileset, Analysis(), executor="iterative")
+    assert output["events"] == 200
+    systematics_cl = correctionlib.CorrectionSet.from_string(_systematics_json())
+    expected = reference_histogram_inputs(path, 1.0, "ttbar", systematics_cl)
+    _compare({r: output[r] for r in ("4j1b", "4j2b")}, expected, "ttbar")
+
+
+def test_agc_file_list_fileset():
+    listing = require_shared(SHARED_DATA / "agc" / "nanoaod_inputs.json")
+    fileset = inputs.from_agc_list(listing, files_per_process=1)
+    entry = fileset["ttbar__nominal"]
+    raw = json.loads(listing.read_text())["ttbar"]["nominal"]["files"][0]
+    assert list(entry["files"]) == [raw["path"]]
+    assert entry["metadata"]["norm"] == pytest.approx((396.87 + 332.97) * 3378 / raw["nevts"])
+
+
+# ---------------------------------------------------------------- the model
+
+
+def _synthetic_histograms(mu_true=1.1):
+    """Smooth templates (deterministic): ttbar peaks, falling backgrounds, shape and
+    normalisation variations; the pseudodata inputs make the data μ_true · ttbar + W."""
+    centres = np.linspace(60.0, 540.0, 25)
+    shapes = {
+        "ttbar": 4000 * np.exp(-0.5 * ((centres - 250) / 80) ** 2),
+        "wjets": 900 * np.exp(-centres / 150),
+        "single_top_tW": 300 * np.exp(-0.5 * ((centres - 220) / 90) ** 2),
+        "single_top_t_chan": 120 * np.exp(-centres / 200),
+        "single_top_s_chan": 10 * np.exp(-centres / 200),
+    }
+    out = {}
+    for region, stretch in (("4j1b", 1.0), ("4j2b", 0.7)):
+        h = histogram()
+        for process, shape in shapes.items():
+            values = shape * stretch
+            tilt = 1 + 0.1 * (centres - 300) / 300
+
+            def fill(variation, contents, process=process, h=h):
+                h.fill(observable=centres, process=process, variation=variation, weight=contents)
+                # weight² sums: a fixed MC-statistics variance of 1 % of the content
+                h[:, process, variation] = np.stack([contents, 0.01 * contents], axis=-1)
+
+            fill("nominal", values)
+            fill("pt_scale_up", values * tilt)
+            fill("btag_var_0_up", values * 1.04)
+            fill("btag_var_0_down", values * 0.97)
+            if process == "ttbar":
+                fill("ME_var", values * mu_true)
+                fill("PS_var", values * mu_true)
+                fill("scaleup", values * 1.05 * tilt)
+                fill("scaledown", values * 0.95)
+        out[region] = h
+    return out
+
+
+def test_templates_rebin_and_symmetrise():
+    histograms = _synthetic_histograms()
+    templates = model.build_templates(histograms)
+    nominal = histograms["4j1b"][:, "ttbar", "nominal"].values()
+    rebinned = nominal[3:].reshape(11, 2).sum(axis=1)
+    np.testing.assert_allclose(templates.nominal["4j1b"]["ttbar"], rebinned)
+    up, down = templates.systematics["4j1b"]["ttbar"]["pt_scale"]
+    np.testing.assert_allclose(down, 2 * rebinned - up)
+    assert "ME_var" not in templates.systematics["4j1b"]["wjets"]
+
+
+def test_evermore_and_pyhf_agree():
+    templates = model.build_templates(_synthetic_histograms(mu_true=1.1))
+    ever = model.evermore_fit(templates)
+    ref = model.pyhf_fit(templates)
+    # the data are 1.1 · ttbar + W+jets (no single top): μ close to 1.1, both libraries equal
+    assert ever.ttbar_norm == pytest.approx(ref.ttbar_norm, rel=1e-3)
+    assert ever.uncertainty == pytest.approx(ref.uncertainty, rel=1e-3)
+    if not np.isnan(ref.asimov_significance):
+        assert ever.asimov_significance == pytest.approx(ref.asimov_significance, rel=1e-2)
+    assert 1.0 < ever.ttbar_norm < 1.2
+
+
+def test_fit_recovers_the_injected_normalisation():
+    templates = model.build_templates(_synthetic_histograms())
+    compiled = model._Compiled(templates)
+    truth = compiled.nominal()
+    truth[0] = 1.37
+    data = {k: np.asarray(v) for k, v in compiled.expected(truth).items()}
+    result = model.evermore_fit(templates, data)
+    assert result.ttbar_norm == pytest.approx(1.37, rel=1e-6)
+
+
+def test_cli_writes_plots_and_summary(sample, tmp_path):
+    from corrax.agc.cli import main
+
+    folder, _ = sample
+    args = ["--cache", str(folder), "--size", str(SIZE), "--seed", "7", "--output", str(tmp_path)]
+    # without --corrections: the JEC chain is exercised by the other tests
+    args += ["--executor", "iterative", "--no-fit", "--quiet"]
+    reference = SHARED_DATA / "agc" / "reference_histos_1_file_per_process.json"
+    if reference.exists():
+        args += ["--reference", str(reference)]
+    summary = main(args)
+    assert (tmp_path / "stacked.png").stat().st_size > 10_000
+    assert (tmp_path / "summary.md").exists()
+    saved = json.loads((tmp_path / "summary.json").read_text())
+    assert (
+        saved["yields"]["4j2b"]["ttbar"]["yield"] == summary["yields"]["4j2b"]["ttbar"]["yield"] > 0
+    )
+    if reference.exists():
+        assert (tmp_path / "versus_agc.png").exists()
