@@ -10,7 +10,7 @@ CORRECTIONS_DIR := $(patsubst %/,%,$(dir $(JEC_FILE)))
 AGC_REFERENCE := $(wildcard ../shared/data/agc/reference_histos_1_file_per_process.json)
 AGC_OPTIONS := $(if $(CORRECTIONS_DIR),--corrections $(CORRECTIONS_DIR)) $(if $(AGC_REFERENCE),--reference $(AGC_REFERENCE))
 
-.PHONY: test test-all fuzz demo agc bench lint clean
+.PHONY: test test-all fuzz demo demo-corrections bench lint clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -29,16 +29,19 @@ test-all: $(STAMP)
 fuzz: $(STAMP)
 	$(BIN)/python -m pytest tests/test_hypothesis.py --hypothesis-profile=fuzz -x
 
+# the main job: the AGC analysis, hard and differentiable, optimised → results/
+SIZE ?= 10000
 demo: $(STAMP)
-	$(BIN)/python -m corrax.demo $(JEC_FILE)
+	$(BIN)/python -m corrax.agc --size $(SIZE) --cache agc-sample --output results $(AGC_OPTIONS)
 
-# the hard AGC analysis: generate (or reuse) the sample, analyse, fit, plot → agc-results/
-agc: $(STAMP)
-	$(BIN)/python -m corrax.agc --cache agc-sample --output agc-results $(AGC_OPTIONS)
+# the corrections tour (values vs correctionlib, gradients, relaxations)
+demo-corrections: $(STAMP)
+	$(BIN)/python -m corrax.demo $(JEC_FILE)
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/run.py
 	$(BIN)/python benchmarks/columnar.py
+	$(BIN)/python benchmarks/agc.py --cache agc-sample $(if $(CORRECTIONS_DIR),--corrections $(CORRECTIONS_DIR))
 
 lint: $(STAMP)
 	$(BIN)/python -m pip install --quiet ruff

@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import pickle
 import time
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -82,6 +84,17 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--chunksize", type=int, default=50_000, help="events per coffea chunk")
     p.add_argument("--output", type=Path, default=Path("results"), help="output folder")
     p.add_argument("--no-fit", action="store_true", help="skip the statistical model")
+    p.add_argument(
+        "--no-optimise",
+        action="store_true",
+        help="skip the differentiable analysis and its optimisation",
+    )
+    p.add_argument("--steps", type=int, default=30, help="optimisation steps (optax Adam)")
+    p.add_argument(
+        "--device",
+        default=None,
+        help="JAX platform for the differentiable analysis (cpu, gpu); default: JAX's choice",
+    )
     p.add_argument("--quiet", action="store_true", help="no progress bars")
     return p
 
@@ -157,6 +170,11 @@ def _markdown(summary: dict[str, Any]) -> str:
 
 def main(argv: list[str] | None = None) -> dict[str, Any]:
     args = parser().parse_args(argv)
+    # coffea warns about NanoAOD cross-references the generated files do not have;
+    # the variable reaches the worker processes too
+    quiet = "ignore:Missing cross-reference index:RuntimeWarning"
+    os.environ["PYTHONWARNINGS"] = ",".join(filter(None, [os.environ.get("PYTHONWARNINGS"), quiet]))
+    warnings.filterwarnings("ignore", "Missing cross-reference index", RuntimeWarning)
     import jax
 
     jax.config.update("jax_enable_x64", True)  # explicit: the fit and the corrections in float64
@@ -190,6 +208,12 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             r.library: vars(r) for r in (model.evermore_fit(templates), model.pyhf_fit(templates))
         }
         timings["fit"] = time.perf_counter() - start
+    if not args.no_optimise:
+        if args.inputs != "generated":
+            raise SystemExit("the optimisation needs the generated sample (--inputs generated)")
+        from .study import differentiable_stage
+
+        summary["differentiable"] = differentiable_stage(args, fileset, analysis, timings)
     plots.stacked(histograms, args.output / "stacked.png")
     if reference is not None:
         plots.versus_reference(histograms, reference, args.output / "versus_agc.png")

@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["stacked", "versus_reference"]
+__all__ = ["before_after", "gradient_check", "stacked", "trajectory", "versus_reference"]
 
 PROCESS_LABELS = {
     "ttbar": r"$t\bar{t}$",
@@ -100,5 +100,70 @@ def versus_reference(
         ax.legend(fontsize=11, ncol=2)
     path = Path(path)
     fig.savefig(path, dpi=80, bbox_inches="tight")
+    plt.close(fig)
+    return path
+
+
+def gradient_check(check: Mapping[str, Mapping[str, float]], path: str | Path) -> Path:
+    """Autodiff gradient vs central finite difference, per analysis parameter."""
+    plt = _pyplot()
+    names = list(check)
+    fig, axes = plt.subplots(1, len(names), figsize=(6 * len(names), 6))
+    for ax, name in zip(np.atleast_1d(axes), names, strict=True):
+        entry = check[name]
+        ax.bar(
+            ["autodiff", "finite diff."],
+            [entry["autodiff"], entry["finite_difference"]],
+            color=["C0", "C1"],
+        )
+        ax.set_title(f"d σ(μ)/d {name}\nrelative difference {entry['relative']:.1e}", fontsize=16)
+        ax.axhline(0, color="k", linewidth=0.8)
+    fig.tight_layout()
+    path = Path(path)
+    fig.savefig(path, dpi=80)
+    plt.close(fig)
+    return path
+
+
+def trajectory(steps: list[Mapping[str, float]], path: str | Path) -> Path:
+    """The objective and the thresholds at each optimisation step."""
+    plt = _pyplot()
+    fig, axes = plt.subplots(1, 4, figsize=(24, 6))
+    x = np.arange(len(steps))
+    for ax, key, label in zip(
+        axes,
+        ("objective", "lepton_pt", "jet_pt", "btag"),
+        ("expected σ(ttbar_norm)", "lepton pt cut [GeV]", "jet pt cut [GeV]", "b-tag cut"),
+        strict=True,
+    ):
+        ax.plot(x, [s[key] for s in steps], marker="o")
+        ax.set_xlabel("step")
+        ax.set_ylabel(label)
+    fig.tight_layout()
+    path = Path(path)
+    fig.savefig(path, dpi=80)
+    plt.close(fig)
+    return path
+
+
+def before_after(held_out: Mapping[str, Mapping[str, Any]], path: str | Path) -> Path:
+    """Hard-cut results on the held-out events: AGC default vs optimised thresholds."""
+    plt = _pyplot()
+    fig, axes = plt.subplots(1, 2, figsize=(14, 6))
+    labels = list(held_out)
+    for ax, key, title in zip(
+        axes,
+        ("expected_uncertainty", "expected_significance"),
+        ("expected σ(ttbar_norm)", "expected significance 1/σ (Asimov)"),
+        strict=True,
+    ):
+        values = [held_out[label][key] for label in labels]
+        ax.bar(labels, values, color=["C0", "C2"])
+        for i, value in enumerate(values):
+            ax.text(i, value, f"{value:.4g}", ha="center", va="bottom", fontsize=16)
+        ax.set_title(f"{title}\n(hard cuts, held-out events)", fontsize=16)
+    fig.tight_layout()
+    path = Path(path)
+    fig.savefig(path, dpi=80)
     plt.close(fig)
     return path

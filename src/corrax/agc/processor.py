@@ -49,7 +49,12 @@ def executor_for(executor: Any, workers: int = 2) -> Any:
     if executor == "iterative":
         return processor.IterativeExecutor(status=False)
     if executor == "futures":
-        return processor.FuturesExecutor(workers=workers, status=False)
+        import multiprocessing
+        from concurrent.futures import ProcessPoolExecutor
+
+        # spawned, not forked: the parent may already run JAX threads
+        pool = ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"))
+        return processor.FuturesExecutor(pool=pool, workers=workers, status=False)
     if "://" in executor:
         from distributed import Client
 

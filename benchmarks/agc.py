@@ -1,0 +1,91 @@
+"""AGC benchmark: events/s of the hard forward pass (awkward, CPU) and of the
+differentiable value+gradient on the jit path, on the same generated events.
+
+    python benchmarks/agc.py [--size N] [--cache DIR] [--corrections DIR]
+
+Both passes read the training datasets of the demo (ttbar nominal, ME/PS variations,
+W+jets, single top) once into memory first; the timings exclude reading and the first
+(compiling) call, and are the best of three.
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+from pathlib import Path
+
+import jax
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--size", type=int, default=10_000)
+    parser.add_argument("--cache", type=Path, default=Path("agc-sample"))
+    parser.add_argument("--corrections", type=Path, default=None)
+    args = parser.parse_args()
+    jax.config.update("jax_enable_x64", True)
+
+    from coffea.nanoevents import NanoAODSchema, NanoEventsFactory
+
+    from corrax.agc import inputs
+    from corrax.agc.analysis import Analysis, JetSystematics
+    from corrax.agc.corrections import JEC_FILE, RealCorrections
+    from corrax.agc.differentiable import Thresholds, load_batch, ttbar_norm_uncertainty
+    from corrax.agc.generate import generate
+    from corrax.agc.study import TRAINING_SAMPLES, training_datasets
+
+    jec = args.corrections / JEC_FILE if args.corrections else None
+    generate(args.cache, args.size, 1, jec_file=jec, progress=False)
+    fileset = inputs.from_generated(args.cache)
+    loaded = RealCorrections.from_folder(args.corrections)
+    real = RealCorrections(loaded.jec, loaded.uncertainty, loaded.resolution, loaded.scale_factor)
+
+    chunks = []
+    for name, key in TRAINING_SAMPLES.items():
+        meta = fileset[key]["metadata"]
+        for path in fileset[key]["files"]:
+            events = NanoEventsFactory.from_root(
+                {path: "Events"}, schemaclass=NanoAODSchema, mode="eager"
+            ).events()
+            chunks.append((events, meta["process"], meta["variation"], meta["norm"], name))
+    n_events = sum(len(c[0]) for c in chunks)
+    analysis = Analysis(real)
+
+    def hard() -> None:
+        for events, process, _, norm, _ in chunks:
+            # a non-nominal label: the nominal selection and histograms only, the
+            # forward pass that the soft analysis relaxes
+            analysis.process_events(events, process, "forward", norm)
+
+    def best_of(function, repeat=3) -> float:
+        function()  # compile / warm up
+        times = []
+        for _ in range(repeat):
+            start = time.perf_counter()
+            function()
+            times.append(time.perf_counter() - start)
+        return min(times)
+
+    t_hard = best_of(hard)
+    batch = load_batch(training_datasets(fileset))
+    corrector = JetSystematics(real).corrector
+    value_and_grad = jax.value_and_grad(lambda t: ttbar_norm_uncertainty(t, batch, corrector))
+
+    def soft() -> None:
+        value, _ = value_and_grad(Thresholds())
+        jax.block_until_ready(value)
+
+    t_soft = best_of(soft)
+    device = jax.devices()[0]
+    print(f"events: {n_events} ({batch.n_events} in the jit batch), device: {device}")
+    print(
+        f"hard forward (awkward, nominal):        {n_events / t_hard:10.0f} events/s ({t_hard:.2f} s)"
+    )
+    print(
+        f"jit value+grad (3 JES points):          {batch.n_events / t_soft:10.0f} events/s ({t_soft:.2f} s)"
+    )
+    print(f"ratio jit value+grad / hard forward:     {t_soft / t_hard:10.2f}")
+
+
+if __name__ == "__main__":
+    main()
