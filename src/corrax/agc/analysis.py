@@ -306,7 +306,8 @@ class Analysis:
     """The configured analysis: corrections, cuts; ``process_events`` fills histograms.
 
     ``split``: ``"even"`` or ``"odd"`` analyses only the events with that parity of
-    the event number, with weights × 2 (held-out evaluation of optimised cuts).
+    the event number, with weights × 2 (held-out evaluation of optimised cuts);
+    ``variations=False``: the nominal histograms only.
     """
 
     def __init__(
@@ -315,6 +316,7 @@ class Analysis:
         systematics: Any = None,
         cuts: Cuts | None = None,
         split: str | None = None,
+        variations: bool = True,
     ):
         self.real = real or RealCorrections()
         self.systematics = systematics if systematics is not None else load_systematics()
@@ -322,6 +324,7 @@ class Analysis:
         if split not in (None, "even", "odd"):
             raise ValueError(f"split must be None, 'even' or 'odd', not {split!r}")
         self.split = split
+        self.variations = variations
         self.jets = JetSystematics(self.real)
         self.weights = _Weights(self.systematics, self.real)
 
@@ -338,7 +341,7 @@ class Analysis:
         electrons, muons = _leptons(events, cuts)
         n_leptons = ak.num(electrons.pt) + ak.num(muons.pt)
         base = norm * (events.genWeight if use_genweight else ak.ones_like(events.genWeight))
-        nominal_sample = variation == "nominal"
+        nominal_sample = variation == "nominal" and self.variations
         names = self.jets.names() if nominal_sample else ["nominal"]
         for jet_variation, (pt, mass) in self.jets(events, names).items():
             jets = ak.with_field(ak.with_field(events.Jet, pt, "pt"), mass, "mass")

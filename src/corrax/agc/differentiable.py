@@ -124,11 +124,15 @@ _BRANCHES = [
 
 
 def load_batch(
-    datasets: Mapping[str, tuple[Sequence[str], float]], split: str | None = None
+    datasets: Mapping[str, tuple[Sequence[str], float]],
+    split: str | None = None,
+    capacities: tuple[int, int] | None = None,
 ) -> Batch:
     """Read NanoAOD files (uproot) into one ``Batch``: ``datasets`` maps a sample name
     to (files, norm). ``split``: ``"even"``/``"odd"`` keeps events with that parity of
-    the event number (weights × 2: the half stands for the whole sample)."""
+    the event number (weights × 2: the half stands for the whole sample).
+    ``capacities``: padded (events, jets) sizes, the same for every chunk of a
+    distributed run so that one compilation serves them all."""
     import uproot
 
     parts, norms, samples = [], [], []
@@ -142,7 +146,11 @@ def load_batch(
         norms.append(np.full(len(arrays), scale * norm))
         samples.append(np.full(len(arrays), index))
     return batch_from_arrays(
-        ak.concatenate(parts), np.concatenate(norms), np.concatenate(samples), tuple(datasets)
+        ak.concatenate(parts),
+        np.concatenate(norms),
+        np.concatenate(samples),
+        tuple(datasets),
+        capacities,
     )
 
 
@@ -151,10 +159,12 @@ def batch_from_arrays(
     norm: np.ndarray | float,
     sample: np.ndarray | int = 0,
     samples: tuple[str, ...] = ("sample",),
+    capacities: tuple[int, int] | None = None,
 ) -> Batch:
     """A ``Batch`` from NanoAOD-named columns (outside jit)."""
     n = len(ev)
-    slots = capacity_for(n)
+    n_jets = int(ak.sum(ak.num(ev.Jet_pt)))
+    slots, jet_slots = capacities or (capacity_for(n), capacity_for(n_jets))
     index = ev.Jet_genJetIdx
     valid = (index >= 0) & (index < ak.num(ev.GenJet_pt))
     gen = ak.fill_none(ak.pad_none(ev.GenJet_pt, 1)[ak.where(valid, index, 0)], 0.0)
@@ -174,10 +184,7 @@ def batch_from_arrays(
             "event": ak.broadcast_arrays(ak.values_astype(ev.event, np.int64), ev.Jet_pt)[0],
         }
     )
-    n_jets = int(ak.sum(ak.num(ev.Jet_pt)))
-    collection = Jagged.from_awkward(
-        jets, event_capacity=slots, object_capacity=capacity_for(n_jets)
-    )
+    collection = Jagged.from_awkward(jets, event_capacity=slots, object_capacity=jet_slots)
     electrons_ok = (
         (abs(ev.Electron_eta) < 2.1) & (ev.Electron_cutBased == 4) & (ev.Electron_sip3d < 4)
     )
