@@ -32,7 +32,7 @@ jets through ``JetCorrector``.
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from typing import Any
 
 import awkward as ak
@@ -45,7 +45,7 @@ from ..correctionset import CorrectionSet
 from .corrections import RealCorrections, load_systematics
 from .detector import BTAG_EFFICIENCY
 
-__all__ = ["BINS", "REGIONS", "Cuts", "JetSystematics", "histogram", "process_events"]
+__all__ = ["BINS", "REGIONS", "Analysis", "Cuts", "JetSystematics", "histogram", "m_bjj"]
 
 BINS = (25, 50.0, 550.0)  # the AGC histograms: 25 bins, 50–550 GeV
 REGIONS = ("4j1b", "4j2b")
@@ -64,9 +64,6 @@ class Cuts:
     jet_pt: float = 30.0
     jet_eta: float = 2.4
     btag: float = 0.5
-
-    def to_json(self) -> str:
-        return json.dumps(asdict(self))
 
 
 def histogram() -> hist.Hist:
@@ -386,10 +383,3 @@ def _filler(histogram_: hist.Hist, process: str, observable: ak.Array):
         histogram_.fill(observable=values, process=process, variation=variation, weight=weight)
 
     return fill
-
-
-def process_events(
-    events: Any, process: str, variation: str, norm: float, **options: Any
-) -> dict[str, hist.Hist]:
-    """``Analysis(**options).process_events(...)`` for one chunk."""
-    return Analysis(**options).process_events(events, process, variation, norm)

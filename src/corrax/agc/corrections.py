@@ -34,8 +34,6 @@ ELECTRON_FILE, ELECTRON_SF = "EGM__2018_UL__electron.json.gz", "UL-Electron-ID-S
 BTAG_FILE, BTAG_SF, BTAG_SF_LIGHT = "BTV__2018_UL__btagging.json.gz", "deepJet_comb", "deepJet_incl"
 PILEUP_FILE, PILEUP = "LUM__2018_UL__puWeights.json.gz", "Collisions18_UltraLegacy_goldenJSON"
 
-BTAG_VARIATIONS = ("btag_var", "btag_var_1", "btag_var_2", "btag_var_3")
-
 
 def _btag_variation() -> schema.Category:
     def formula(sign: str) -> schema.Formula:

@@ -36,7 +36,6 @@ from dataclasses import dataclass
 from typing import Any
 
 import awkward as ak
-import fastjet
 import numpy as np
 
 __all__ = ["BTAG_EFFICIENCY", "DetectorCorrections", "emulate"]
@@ -112,6 +111,8 @@ def _delta_r(eta1, phi1, eta2, phi2):
 
 
 def _gen_jets(particles: ak.Array) -> ak.Array:
+    import fastjet  # here: the analysis reads BTAG_EFFICIENCY without the generator's deps
+
     # the cut is applied before the hadronisation response below
     visible = particles[~_is_any(particles.id, _NEUTRINOS + _PROMPT_LEPTONS)]
     vectors = ak.zip({"px": visible.px, "py": visible.py, "pz": visible.pz, "E": visible.e})

@@ -1,7 +1,7 @@
 """Generate the AGC sample: Pythia 8 → FastJet → detector emulation → NanoAOD files.
 
 ``generate(folder, size, seed)`` writes, per process and variation, files of
-``CHUNK`` events each (``<process>__<variation>/<seed>_<chunk>.root``, an ``Events``
+``CHUNK`` events each (``<process>__<variation>/s<seed>_c<chunk>.root``, an ``Events``
 tree in NanoAOD layout and a ``Runs`` tree with ``genEventCount``/``genEventSumw``),
 and a ``manifest.json``. Jobs are independent (their seed is derived from the sample
 seed, the process, the variation and the chunk index), run in parallel processes,
@@ -31,7 +31,7 @@ import numpy as np
 from .detector import DetectorCorrections, emulate
 from .samples import PROCESSES, Process
 
-__all__ = ["CHUNK", "Job", "generate", "jobs_for"]
+__all__ = ["CHUNK", "Job", "generate", "jobs_for", "kept_fraction", "run_job"]
 
 CHUNK = 5000  # events per file
 _BATCH = 500  # events per Pythia batch
