@@ -18,7 +18,7 @@ their e/μ + jets modes (one W → eν or μν, the other → quarks; the two ch
 configurations alternate between files), single top and W+jets with W → eν, μν.
 Dileptonic and τ decays, about 15 % of the AGC's selected ttbar, are not simulated.
 The fraction kept is measured with Pythia (its cross section with and without the
-restriction, hard process only, ``generate.cross_sections``), so a process is
+restriction, hard process only, ``generate.kept_fraction``), so a process is
 normalised to ``σ_AGC · Σ_configurations σ_restricted/σ_inclusive``.
 
 Pythia 8 has no gb → tW process, so ``single_top_tW`` is generated as ttbar with one
@@ -28,12 +28,12 @@ p̂T > 20 GeV and a "power" initial-state shower
 (``SpaceShower:pTmaxMatch = 2``): the default shower, limited to the hard scale,
 gives almost no W + 4-jet events (< 10⁻⁴ of them), the power shower fills that
 phase space as a W + jets matrix element would (measured: ~2× the AGC's W+jets
-yield after selection; Pythia's wimpy/default settings give < 0.7×). Its
-reference cross section is Pythia's inclusive ``ffbar2W`` with W → eν, μν, τν (the
+yield after selection; the default shower gives almost none, one with
+``SpaceShower:pTmaxFudge = 2`` about 0.6×). Its reference cross section is Pythia's inclusive ``ffbar2W`` with W → eν, μν, τν (the
 AGC's W → ℓν), so the normalisation also carries the fraction of W production that
-the p̂T > 20 GeV phase space holds. A
-p̂T-biased, weighted W+jets sample was tried and rejected: its few low-p̂T events
-with large weights dominate the selected yield (effective sample size below 10).
+the p̂T > 20 GeV phase space holds. A p̂T-biased, weighted W+jets sample was tried
+and rejected: its few low-p̂T events with large weights dominate the selected yield
+(effective sample size below 10).
 """
 
 from __future__ import annotations

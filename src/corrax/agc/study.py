@@ -30,6 +30,8 @@ TRAINING_SAMPLES = {
 
 
 def training_datasets(fileset: dict[str, Any]) -> dict[str, tuple[list[str], float]]:
+    """The samples of the differentiable analysis from a generated fileset:
+    ``{sample: (files, norm)}`` (see ``differentiable.load_batch``)."""
     return {
         name: (list(fileset[key]["files"]), fileset[key]["metadata"]["norm"])
         for name, key in TRAINING_SAMPLES.items()
