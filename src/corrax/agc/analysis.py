@@ -31,7 +31,6 @@ jets through ``JetCorrector``.
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from typing import Any
 
@@ -41,8 +40,7 @@ import numpy as np
 import vector.backends.awkward as vector_awkward
 
 from ..awkward import Binding, JetCorrector, argument, btag_fixed_wp, product, with_corrections
-from ..correctionset import CorrectionSet
-from .corrections import RealCorrections, load_systematics
+from .corrections import RealCorrections, jet_resolution_noise, load_systematics
 from .detector import BTAG_EFFICIENCY
 
 __all__ = ["BINS", "REGIONS", "Analysis", "Cuts", "JetSystematics", "histogram", "m_bjj"]
@@ -76,30 +74,6 @@ def histogram() -> hist.Hist:
     )
 
 
-def _noise_correction() -> Any:
-    document = {
-        "schema_version": 2,
-        "corrections": [
-            {
-                "name": "agc_jet_resolution_noise",
-                "version": 1,
-                "inputs": [
-                    {"name": "event", "type": "int"},
-                    {"name": "pt", "type": "real"},
-                    {"name": "phi", "type": "real"},
-                ],
-                "output": {"name": "z", "type": "real"},
-                "data": {
-                    "nodetype": "hashprng",
-                    "inputs": ["event", "pt", "phi"],
-                    "distribution": "normal",
-                },
-            }
-        ],
-    }
-    return CorrectionSet.from_string(json.dumps(document))["agc_jet_resolution_noise"]
-
-
 class JetSystematics:
     """Per-variation jet pt and mass (jagged, same layout as ``events.Jet``)."""
 
@@ -109,7 +83,7 @@ class JetSystematics:
             self.corrector = JetCorrector(
                 real.jec, real.uncertainty, real.resolution, real.scale_factor
             )
-        self.noise = Binding(_noise_correction(), event="event", pt="pt", phi="phi")
+        self.noise = Binding(jet_resolution_noise(), event="event", pt="pt", phi="phi")
 
     def names(self) -> list[str]:
         names = ["nominal", "pt_scale_up", "pt_res_up"]
@@ -288,10 +262,10 @@ class _Weights:
             )
         return weight
 
-    def agc_variation(self, jets: ak.Array, name: str, direction: str, index: int) -> ak.Array:
-        """The AGC's event weight for ``btag_var`` with the pt of jet ``index``."""
-        attached = with_corrections(jets, agc=self.agc)
-        return attached.agc(name, direction)[:, index]
+    def agc_per_jet(self, jets: ak.Array, name: str, direction: str) -> ak.Array:
+        """The AGC's ``event_systematics`` weight evaluated with each jet's pt (the
+        variation of jet i is column i)."""
+        return with_corrections(jets, agc=self.agc).agc(name, direction)
 
 
 def _btag_efficiency(flavour: ak.Array) -> ak.Array:
@@ -360,14 +334,13 @@ class Analysis:
                     if name != "nominal":
                         fill(name, (base * factor)[mask])
                 region_jets = jets[mask]
-                for i in range(4):
-                    for direction in ("up", "down"):
-                        change = self.weights.agc_variation(region_jets, "btag_var", direction, i)
-                        fill(f"btag_var_{i}_{direction}", weight[mask] * change)
-                if process == "wjets":
-                    for direction in ("up", "down"):
-                        change = self.weights.agc_variation(region_jets, "scale_var", direction, 0)
-                        fill(f"scale_var_{direction}", weight[mask] * change)
+                for direction in ("up", "down"):
+                    per_jet = self.weights.agc_per_jet(region_jets, "btag_var", direction)
+                    for i in range(4):
+                        fill(f"btag_var_{i}_{direction}", weight[mask] * per_jet[:, i])
+                    if process == "wjets":
+                        scale = self.weights.agc_per_jet(region_jets, "scale_var", direction)
+                        fill(f"scale_var_{direction}", weight[mask] * scale[:, 0])
         return output
 
 

@@ -20,7 +20,13 @@ import correctionlib.schemav2 as schema
 
 from ..correctionset import CorrectionSet
 
-__all__ = ["JEC_NAMES", "RealCorrections", "agc_systematics", "load_systematics"]
+__all__ = [
+    "JEC_NAMES",
+    "RealCorrections",
+    "agc_systematics",
+    "jet_resolution_noise",
+    "load_systematics",
+]
 
 JEC_FILE = "JME__2018_UL__jet_jerc.json.gz"
 JEC_NAMES = {
@@ -91,6 +97,28 @@ def agc_systematics() -> Any:
     """The AGC's ``event_systematics`` correction (inputs syst_name, direction, pt)."""
     document = _systematics_document().model_dump_json(exclude_unset=True)
     return CorrectionSet.from_string(document)["event_systematics"]
+
+
+def jet_resolution_noise() -> Any:
+    """Standard normal numbers from correctionlib's HashPRNG seeded by (event, pt, φ)
+    of a jet: the reproducible version of the AGC's ``pt_res_up`` smearing."""
+    correction = schema.Correction(
+        name="agc_jet_resolution_noise",
+        version=1,
+        inputs=[
+            schema.Variable(name="event", type="int"),
+            schema.Variable(name="pt", type="real"),
+            schema.Variable(name="phi", type="real"),
+        ],
+        output=schema.Variable(name="z", type="real"),
+        data=schema.HashPRNG(
+            nodetype="hashprng", inputs=["event", "pt", "phi"], distribution="normal"
+        ),
+    )
+    document = schema.CorrectionSet(schema_version=2, corrections=[correction])
+    return CorrectionSet.from_string(document.model_dump_json(exclude_unset=True))[
+        "agc_jet_resolution_noise"
+    ]
 
 
 def load_systematics(path: str | Path | None = None) -> Any:

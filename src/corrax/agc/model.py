@@ -38,7 +38,15 @@ import numpy as np
 
 from ..errors import PrecisionError
 
-__all__ = ["FitResult", "Templates", "build_templates", "evermore_fit", "pyhf_fit"]
+__all__ = [
+    "FitResult",
+    "Templates",
+    "build_templates",
+    "evermore_fit",
+    "expected_uncertainty",
+    "hard_figures",
+    "pyhf_fit",
+]
 
 SAMPLES = ("ttbar", "wjets", "single_top_s_chan", "single_top_t_chan", "single_top_tW")
 CHANNELS = ("4j1b", "4j2b")
@@ -304,29 +312,34 @@ class _Compiled:
         _, background = self.minimise(asimov, fixed_mu=0.0)
         return float(np.sqrt(max(2.0 * (background - free), 0.0)))
 
+    def expected_uncertainty(self) -> float:
+        nominal = self.nominal()
+        asimov = {k: np.asarray(v) for k, v in self.expected(jnp.asarray(nominal)).items()}
+        return self.uncertainty(nominal, asimov)
 
-def evermore_fit(templates: Templates, data: Mapping[str, Any] | None = None) -> FitResult:
-    """Fit with evermore (JAX): ``ttbar_norm`` ± √(H⁻¹)₀₀ and the Asimov significance."""
-    data = templates.data if data is None else data
-    compiled = _Compiled(templates)
+
+def _fit(compiled: _Compiled, data: Mapping[str, Any]) -> FitResult:
     x, _ = compiled.minimise(data)
     sigma = compiled.uncertainty(x, data)
     return FitResult(float(x[0]), sigma, compiled.asimov_significance(), "evermore")
+
+
+def evermore_fit(templates: Templates, data: Mapping[str, Any] | None = None) -> FitResult:
+    """Fit with evermore (JAX): ``ttbar_norm`` ± √(H⁻¹)₀₀ and the Asimov significance."""
+    return _fit(_Compiled(templates), templates.data if data is None else data)
 
 
 def expected_uncertainty(templates: Templates) -> float:
     """The expected uncertainty on ``ttbar_norm`` on Asimov data (inverse Hessian at
     the nominal parameters): the hard analysis's value of the differentiable figure
     of merit."""
+    return _Compiled(templates).expected_uncertainty()
+
+
+def hard_figures(templates: Templates) -> tuple[FitResult, float]:
+    """``evermore_fit`` and ``expected_uncertainty`` with one compilation."""
     compiled = _Compiled(templates)
-    nominal = compiled.nominal()
-    asimov = {k: np.asarray(v) for k, v in compiled.expected(jnp.asarray(nominal)).items()}
-    return compiled.uncertainty(nominal, asimov)
-
-
-def asimov_significance(templates: Templates) -> float:
-    """Expected discovery significance √q₀ on Asimov data (evermore)."""
-    return _Compiled(templates).asimov_significance()
+    return _fit(compiled, templates.data), compiled.expected_uncertainty()
 
 
 # ---------------------------------------------------------------- pyhf

@@ -40,7 +40,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-__all__ = ["LUMINOSITY", "PROCESSES", "Process", "variations"]
+__all__ = ["LUMINOSITY", "PROCESSES", "Process"]
 
 LUMINOSITY = 3378.0  # /pb
 
@@ -145,8 +145,3 @@ PROCESSES: dict[str, Process] = {
         ),
     )
 }
-
-
-def variations() -> list[tuple[str, str]]:
-    """Every (process, variation) pair the AGC uses."""
-    return [(p.name, v) for p in PROCESSES.values() for v in p.variations]

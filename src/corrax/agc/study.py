@@ -44,9 +44,7 @@ def hard_result(histograms: dict[str, Any]) -> dict[str, float]:
     the fit to the pseudodata (evermore); and √q₀ on Asimov data, whose
     background-only fit pulls nuisances to their bounds here (ttbar dominates every
     bin), so it is reported but not compared."""
-    templates = model.build_templates(histograms)
-    fit = model.evermore_fit(templates)
-    expected = model.expected_uncertainty(templates)
+    fit, expected = model.hard_figures(model.build_templates(histograms))
     return {
         "expected_uncertainty": expected,
         "expected_significance": 1.0 / expected,
