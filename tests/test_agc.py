@@ -472,3 +472,34 @@ def test_distributed_chunks_equal_the_single_batch(soft_inputs, dask_client):
     assert value == pytest.approx(float(expected), rel=1e-10)
     for name, got in grads.items():
         assert got == pytest.approx(float(getattr(gradient, name)), rel=1e-8, abs=1e-14)
+
+
+def test_eager_awkward_jax_path_equals_the_jit_path(soft_inputs):
+    """The soft analysis written with awkward's JAX backend (eager, jagged arrays,
+    ``corrax.agc.eager``) gives the jit path's histograms, value and gradient."""
+    import warnings
+
+    import jax
+
+    from corrax.agc import eager
+    from corrax.agc.differentiable import Thresholds, soft_histograms, ttbar_norm_uncertainty
+    from corrax.agc.study import training_datasets
+
+    fileset, _, corrector, batch = soft_inputs
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)  # the backend's own notice
+        eager_batch = eager.load_eager_batch(training_datasets(fileset))
+    assert eager_batch.samples == batch.samples
+    point = Thresholds(29.0, 31.0, 0.55)
+    expected_histograms = soft_histograms(point, batch, corrector, 1.0)
+    for region, (contents, variances) in eager.soft_histograms(
+        point, eager_batch, corrector, 1.0
+    ).items():
+        np.testing.assert_allclose(contents, expected_histograms[region][0], rtol=1e-9, atol=1e-12)
+        np.testing.assert_allclose(variances, expected_histograms[region][1], rtol=1e-9, atol=1e-12)
+
+    expected, expected_grad = jax.value_and_grad(ttbar_norm_uncertainty)(point, batch, corrector)
+    value, grad = jax.value_and_grad(eager.ttbar_norm_uncertainty)(point, eager_batch, corrector)
+    assert float(value) == pytest.approx(float(expected), rel=1e-9)
+    for name, want in expected_grad.as_dict().items():
+        assert getattr(grad, name) == pytest.approx(want, rel=1e-7), name

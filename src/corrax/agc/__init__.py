@@ -8,6 +8,10 @@ Layers, each using only the ones before and corrax's public API:
   (selection, observables, weights and variations, all corrections through corrax)
   → ``processor`` (coffea) with filesets from ``inputs``;
 * ``model`` (evermore likelihood, pyhf cross-check) and ``plots``;
+* ``differentiable`` (the soft analysis on the jit path for jagged data) →
+  ``optimise`` (optax) → ``study`` (the demo's differentiable stage); ``eager`` (the
+  same soft analysis through awkward's JAX backend: the reference it is checked and
+  timed against); ``distributed`` (per-file templates and Jacobians on dask);
 * ``cli``: ``python -m corrax.agc --help``.
 """
 

@@ -7,8 +7,8 @@ so that a jitted analysis sees fixed shapes. Everything per event is a segment
 operation over the event index (``jax.ops.segment_*``).
 
 * ``Jagged.from_awkward(events.Jet, fields=[...])`` builds it outside ``jit``; object
-  and event capacities are rounded up to powers of two (at least 256), so chunks of
-  varying size compile once per power of two, not once per chunk.
+  and event capacities are rounded up to one of 8 sizes per power of two (at least
+  256), so chunks of varying size compile a few times per doubling, not once per chunk.
 * elementwise math: plain ``jax.numpy`` on ``jets["pt"]`` (shape ``[capacity]``);
   event-level columns to objects: ``jets.broadcast(rho)``;
 * per event: ``sum``, ``prod``, ``max``, ``argmax``, ``count`` (shape ``[event capacity]``);
@@ -44,8 +44,13 @@ MIN_CAPACITY = 256
 
 
 def capacity_for(n: int) -> int:
-    """The padded size for ``n`` items: the next power of two, at least 256."""
-    return max(MIN_CAPACITY, 1 << max(n - 1, 0).bit_length())
+    """The padded size for ``n`` items, at least 256: ``n`` rounded up to one of 8
+    steps per power of two (at most 12.5 % padding; chunks of varying size compile at
+    most 8 times per doubling of their size)."""
+    if n <= MIN_CAPACITY:
+        return MIN_CAPACITY
+    step = 1 << max((n - 1).bit_length() - 4, 0)
+    return -(-n // step) * step
 
 
 @jax.tree_util.register_pytree_node_class

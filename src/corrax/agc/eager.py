@@ -1,0 +1,208 @@
+"""The differentiable AGC analysis written eagerly with awkward's JAX backend.
+
+The same relaxations as ``corrax.agc.differentiable`` (see its docstring), written as
+an awkward user writes an analysis: jets and leptons stay jagged ``ak.Array``s on the
+JAX backend; ``JetCorrector`` corrects the jagged jets; cuts are sigmoids of jagged
+columns; HT is an ``ak.sum`` per event; the trijets come from ``ak.combinations`` and
+scikit-hep vector sums, their softmax weights from per-event ``ak.max``/``ak.sum``.
+Only where the data are no longer jagged (the Poisson-binomial counts over the
+first-n padded jets and leptons, the per-event KDE histograms, the likelihood) it
+calls the same dense JAX functions as the jit path. Gradients come from ``jax.grad``
+through awkward.
+
+awkward cannot ``jit`` jagged arrays, so every operation is dispatched eagerly: this
+path is slow. It is the reference the jit path is checked against (same values and
+gradients, tested) and timed against (``benchmarks/agc.py``).
+
+Using it (``load_eager_batch``) calls ``ak.jax.register_and_check()``, which switches on
+JAX's x64 mode and makes the CPU JAX's default device for the whole process:
+awkward's JAX backend requires both.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import awkward as ak
+import jax
+import jax.numpy as jnp
+import numpy as np
+import vector.backends.awkward as vector_awkward
+
+from .differentiable import (
+    JES_VALUES,
+    MAX_JETS,
+    MAX_LEPTONS,
+    Smoothing,
+    Thresholds,
+    _exactly_one,
+    _kde_histogram,
+    _rebin,
+    _region_probabilities,
+    add_template,
+    fisher_uncertainty,
+    jet_columns,
+    lepton_columns,
+    read_datasets,
+)
+
+__all__ = ["EagerBatch", "load_eager_batch", "soft_histograms", "ttbar_norm_uncertainty"]
+
+
+@dataclass
+class EagerBatch:
+    """Events of several samples as awkward arrays on the JAX backend.
+
+    ``jets``: jagged records (see ``differentiable.jet_columns``), the first
+    ``MAX_JETS`` of each event; ``leptons``: jagged (pt, ok), the first
+    ``MAX_LEPTONS`` by decreasing pt; ``rho``, ``event``, ``weight``: per event;
+    ``sample``: each event's index in ``samples`` (a JAX array).
+    """
+
+    jets: ak.Array
+    leptons: ak.Array
+    rho: ak.Array
+    event: ak.Array
+    weight: ak.Array
+    sample: jax.Array
+    samples: tuple[str, ...]
+
+    def __len__(self) -> int:
+        return len(self.weight)
+
+
+def load_eager_batch(
+    datasets: Mapping[str, tuple[Sequence[str], float]], split: str | None = None
+) -> EagerBatch:
+    """Read the datasets (as ``differentiable.load_batch``) into one ``EagerBatch``: one
+    batch, so that JAX compiles each eager operation for one set of shapes only.
+    Switches JAX to x64 and the CPU device (see the module docstring)."""
+    ak.jax.register_and_check()
+    columns = read_datasets(datasets, split)
+    ev = ak.concatenate([arrays for arrays, _ in columns.values()])
+    norm = np.concatenate([np.full(len(arrays), norm) for arrays, norm in columns.values()])
+    sample = np.concatenate([np.full(len(a), i) for i, (a, _) in enumerate(columns.values())])
+    jets = jet_columns(ev)[:, :MAX_JETS]
+    per_jet = [name for name in jets.fields if name not in ("rho", "event")]
+
+    def jax_backend(array):  # in double precision, as the jit path (NanoAOD stores float32)
+        return ak.to_backend(ak.values_astype(array, np.float64), "jax")
+
+    return EagerBatch(
+        jets=jax_backend(jets[per_jet]),
+        leptons=jax_backend(lepton_columns(ev)[:, :MAX_LEPTONS]),
+        rho=jax_backend(ev.fixedGridRhoFastjetAll),
+        event=ak.to_backend(ak.values_astype(ev.event, np.int64), "jax"),
+        weight=jax_backend(norm * ev.genWeight),
+        sample=jnp.asarray(sample, dtype=jnp.int32),
+        samples=tuple(columns),
+    )
+
+
+def _sigmoid(x: ak.Array) -> ak.Array:
+    # the tanh form: 1/(1 + exp(−x)) overflows, and its gradient is NaN, for x ≪ 0
+    return 0.5 * (1.0 + np.tanh(0.5 * x))
+
+
+def _log_sigmoid(x: ak.Array) -> ak.Array:
+    return np.minimum(x, 0.0) - np.log1p(np.exp(-abs(x)))
+
+
+def _padded(values: ak.Array, width: int) -> jax.Array:
+    """The first ``width`` values per event as a dense ``[E, width]`` JAX array (0-padded)."""
+    return ak.to_jax(ak.fill_none(ak.pad_none(values, width, axis=1, clip=True), 0.0))
+
+
+def _corrected(sample: EagerBatch, corrector: Any, jes: float) -> tuple[ak.Array, ak.Array]:
+    jets = sample.jets
+    if corrector is None:
+        scale = 1.0 + 0.03 * jes
+        return jets.pt_stored * scale, jets.mass_stored * scale
+    corrected = corrector(
+        jets, sample.rho, sample.event, jets.pt_gen, jes=jes,
+        pt_raw=jets.pt_raw, mass_raw=jets.mass_raw,
+    )  # fmt: skip
+    return corrected.pt, corrected.mass
+
+
+def _soft_mbjj(jets: ak.Array, log_selected: ak.Array, tag_z: ak.Array, temperature) -> ak.Array:
+    """Per event: trijet masses averaged with softmax weights of ``pt/T + log P(a, b, c
+    selected, ≥ 1 tag)`` (as ``differentiable._soft_mbjj``), with awkward and vector."""
+    candidates = ak.zip(
+        {
+            "pt": jets.pt, "eta": jets.eta, "phi": jets.phi, "mass": jets.mass,
+            "log_selected": log_selected, "tag_z": tag_z,
+        },
+        with_name="Momentum4D",
+        behavior=vector_awkward.behavior,
+    )  # fmt: skip
+    a, b, c = ak.unzip(ak.combinations(candidates, 3))
+    trijet = a + b + c
+    log_none_tagged = _log_sigmoid(-a.tag_z) + _log_sigmoid(-b.tag_z) + _log_sigmoid(-c.tag_z)
+    exact = np.log(-np.expm1(np.minimum(log_none_tagged, -1e-300)))
+    # where every tag probability is tiny: log Σ t = logsumexp of the logits
+    largest = np.maximum(np.maximum(a.tag_z, b.tag_z), c.tag_z)
+    small = largest + np.log(
+        np.exp(a.tag_z - largest) + np.exp(b.tag_z - largest) + np.exp(c.tag_z - largest)
+    )
+    log_has_b = ak.where(log_none_tagged < -1e-6, exact, small)
+    score = trijet.pt / temperature + a.log_selected + b.log_selected + c.log_selected + log_has_b
+    shifted = np.exp(score - ak.fill_none(ak.max(score, axis=1, keepdims=True), 0.0))
+    softmax = shifted / ak.sum(shifted, axis=1, keepdims=True)
+    return ak.sum(softmax * trijet.mass, axis=1)
+
+
+def soft_histograms(
+    thresholds: Thresholds,
+    batch: EagerBatch,
+    corrector: Any = None,
+    jes: float = 0.0,
+    smoothing: Smoothing | None = None,
+) -> dict[str, tuple[jax.Array, jax.Array]]:
+    """Soft histograms per region: (contents, sums of squared weights), each
+    ``[n_samples, 25]`` (as ``differentiable.soft_histograms``; ``smoothing``: its
+    default ``Smoothing()``)."""
+    smoothing = smoothing or Smoothing()
+    pt, mass = _corrected(batch, corrector, jes)
+    jets = ak.zip({"pt": pt, "eta": batch.jets.eta, "phi": batch.jets.phi, "mass": mass})
+    jet_z = (pt - thresholds.jet_pt) / smoothing.pt_width
+    tag_z = (batch.jets.btag - thresholds.btag) / smoothing.btag_width
+    base = batch.jets.base
+    selected = base * _sigmoid(jet_z)
+    tagged = selected * _sigmoid(tag_z)
+    log_selected = ak.where(base > 0, _log_sigmoid(jet_z), -1e30)
+    leptons = batch.leptons
+    lepton_p = leptons.ok * _sigmoid((leptons.pt - thresholds.lepton_pt) / smoothing.pt_width)
+
+    one_lepton = _exactly_one(_padded(lepton_p, MAX_LEPTONS))
+    p1b, p2b = _region_probabilities(_padded(selected, MAX_JETS), _padded(tagged, MAX_JETS))
+    ht = ak.to_jax(ak.sum(selected * pt, axis=1))
+    mbjj = ak.to_jax(_soft_mbjj(jets, log_selected, tag_z, smoothing.trijet_temperature))
+    weight = ak.to_jax(batch.weight) * one_lepton
+    n_samples = len(batch.samples)
+    return {
+        "4j1b": _kde_histogram(ht, weight * p1b, batch.sample, n_samples, smoothing.bandwidth),
+        "4j2b": _kde_histogram(mbjj, weight * p2b, batch.sample, n_samples, smoothing.bandwidth),
+    }
+
+
+def ttbar_norm_uncertainty(
+    thresholds: Thresholds,
+    batch: EagerBatch,
+    corrector: Any = None,
+    smoothing: Smoothing | None = None,
+) -> jax.Array:
+    """``differentiable.ttbar_norm_uncertainty`` on the eager path: the soft templates
+    at θ_JES = 0, ±1, then the same figure of merit."""
+    smoothing = smoothing or Smoothing()
+    templates: dict[tuple[str, str, float], Any] = {}
+    for jes in JES_VALUES:
+        histograms = soft_histograms(thresholds, batch, corrector, jes, smoothing)
+        for region, (contents, variances) in histograms.items():
+            for k, name in enumerate(batch.samples):
+                add_template(
+                    templates, name, region, jes, _rebin(contents[k]), _rebin(variances[k])
+                )
+    return fisher_uncertainty(templates)
