@@ -27,6 +27,9 @@ def main() -> None:
     parser.add_argument("--corrections", type=Path, default=None)
     args = parser.parse_args()
     jax.config.update("jax_enable_x64", True)
+    # the eager path (awkward's JAX backend) needs synchronous CPU dispatch, set before
+    # JAX creates its CPU client (see corrax.agc.eager)
+    jax.config.update("jax_cpu_enable_async_dispatch", False)
     # the generated files have no photons, taus, ...: coffea warns about each index
     warnings.filterwarnings("ignore", "Missing cross-reference index", RuntimeWarning)
 

@@ -43,6 +43,9 @@ import corrax
 from corrax.jagged import Jagged, kinematics
 
 jax.config.update("jax_enable_x64", True)
+# awkward's JAX backend (the eager path) needs synchronous CPU dispatch: it reads JAX
+# buffers through raw pointers (wrong results at 10^5 events otherwise)
+jax.config.update("jax_cpu_enable_async_dispatch", False)
 warnings.simplefilter("ignore")
 
 REPO = pathlib.Path(__file__).resolve().parents[1]

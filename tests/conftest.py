@@ -2,7 +2,8 @@
 
 The library never touches JAX's global configuration; the tests compare with
 correctionlib's double-precision values, so they run with x64 enabled (set here,
-for the test session only). ``tests/test_precision.py`` covers x64 off.
+for the test session only), and with synchronous CPU dispatch, which awkward's JAX
+backend needs. ``tests/test_precision.py`` covers x64 off.
 """
 
 from __future__ import annotations
@@ -14,6 +15,11 @@ import pytest
 from hypothesis import HealthCheck, settings
 
 jax.config.update("jax_enable_x64", True)
+# awkward's JAX backend reads and writes JAX buffers through raw pointers without
+# waiting for pending computations: with asynchronous CPU dispatch its results can be
+# wrong (see the README). Read when JAX creates its CPU client, so set before any
+# computation.
+jax.config.update("jax_cpu_enable_async_dispatch", False)
 
 # The default run is deterministic (a flaky failure would block a landing); failing
 # examples found by `make fuzz` are kept as explicit @example cases.

@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import functools
 import itertools
+import operator
 from collections.abc import Sequence
 from typing import Any
 
@@ -267,7 +268,16 @@ class Combinations:
 
     def take(self, values: jax.Array) -> jax.Array:
         """Per-object ``values`` gathered per combination: ``[slots, k]``."""
-        return jnp.take(values, self.index, axis=0)
+        return jnp.stack(self._columns(values), axis=-1)
+
+    def total(self, values: jax.Array) -> jax.Array:
+        """Per-object ``values`` summed over each combination's objects: ``[slots]``."""
+        return functools.reduce(operator.add, self._columns(values))
+
+    def _columns(self, values: jax.Array) -> list[jax.Array]:
+        # one 1-D gather per position: XLA on CPU runs these ~5× faster than one
+        # gather with [slots, k] indices (and their transposes ~4× faster)
+        return [values[self.index[:, i]] for i in range(self.index.shape[1])]
 
     def max(self, values: jax.Array) -> jax.Array:
         return jax.ops.segment_max(
