@@ -152,16 +152,20 @@ def load_batch(
     (files, norm); ``split`` as in ``read_datasets``. ``capacities``: padded (events,
     jets) sizes, the same for every chunk of a distributed run so that one
     compilation serves them all."""
-    columns = read_datasets(datasets, split)
-    parts = [arrays for arrays, _ in columns.values()]
-    norms = [np.full(len(arrays), norm) for arrays, norm in columns.values()]
-    samples = [np.full(len(arrays), i) for i, (arrays, _) in enumerate(columns.values())]
-    return batch_from_arrays(
-        ak.concatenate(parts),
-        np.concatenate(norms),
-        np.concatenate(samples),
-        tuple(datasets),
-        capacities,
+    ev, norm, sample = concatenate_samples(read_datasets(datasets, split))
+    return batch_from_arrays(ev, norm, sample, tuple(datasets), capacities)
+
+
+def concatenate_samples(
+    columns: Mapping[str, tuple[ak.Array, float]],
+) -> tuple[ak.Array, np.ndarray, np.ndarray]:
+    """The samples of ``read_datasets`` as one array of events, with each event's norm
+    and sample index."""
+    values = list(columns.values())
+    return (
+        ak.concatenate([arrays for arrays, _ in values]),
+        np.concatenate([np.full(len(arrays), norm) for arrays, norm in values]),
+        np.concatenate([np.full(len(arrays), i) for i, (arrays, _) in enumerate(values)]),
     )
 
 

@@ -49,6 +49,7 @@ from .differentiable import (
     _rebin,
     _region_probabilities,
     add_template,
+    concatenate_samples,
     fisher_uncertainty,
     jet_columns,
     lepton_columns,
@@ -94,10 +95,7 @@ def load_eager_batch(
             "process, before any JAX computation"
         )
     ak.jax.register_and_check()
-    columns = read_datasets(datasets, split)
-    ev = ak.concatenate([arrays for arrays, _ in columns.values()])
-    norm = np.concatenate([np.full(len(arrays), norm) for arrays, norm in columns.values()])
-    sample = np.concatenate([np.full(len(a), i) for i, (a, _) in enumerate(columns.values())])
+    ev, norm, sample = concatenate_samples(read_datasets(datasets, split))
     jets = jet_columns(ev)[:, :MAX_JETS]
     per_jet = [name for name in jets.fields if name not in ("rho", "event")]
 
@@ -111,7 +109,7 @@ def load_eager_batch(
         event=ak.to_backend(ak.values_astype(ev.event, np.int64), "jax"),
         weight=jax_backend(norm * ev.genWeight),
         sample=jnp.asarray(sample, dtype=jnp.int32),
-        samples=tuple(columns),
+        samples=tuple(datasets),
     )
 
 
