@@ -43,7 +43,7 @@ demo-corrections: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/run.py
-	$(BIN)/python benchmarks/columnar.py
+	$(BIN)/python benchmarks/columnar.py --cache agc-sample
 	$(BIN)/python benchmarks/agc.py --cache agc-sample $(if $(CORRECTIONS_DIR),--corrections $(CORRECTIONS_DIR))
 
 lint: $(STAMP)

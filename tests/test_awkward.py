@@ -18,6 +18,7 @@ from oracle import oracle_set
 
 import corrax
 import corrax.awkward as cak
+from corrax.awkward import columns
 
 INPUTS = variables(("syst", STRING), ("eta", REAL), ("pt", REAL))
 DOC = document(
@@ -99,6 +100,43 @@ def test_sliced_nested_and_indexed_layouts(pair):
     nested = ak.Array([[[0.3], [1.0, -1.0]], [], [[2.0]]])
     got = corr.evaluate("nom", nested, 40.0)
     assert got.tolist() == reference.evaluate("nom", nested, 40.0).tolist()
+
+
+def test_lists_sharing_offsets_in_any_form(pair):
+    """Lists of one collection take a path without awkward's broadcasting: offsets
+    not starting at 0, 32-bit offsets, per-event NumPy and awkward numbers, float32."""
+    corr, reference = pair
+    counts = ak.num(PT)
+    per_event = np.array([0.5, -1.0, 1.5])
+    int32 = ak.Array(
+        ak.contents.ListOffsetArray(
+            ak.index.Index32(PT.layout.offsets.data.astype(np.int32)), PT.layout.content
+        )
+    )
+    records = ak.zip({"eta": ETA, "pt": PT})
+    selected = records[records.pt > 30.0]  # indexed contents
+    cases = [
+        (ETA[1:], PT[1:]),  # offsets start at 2
+        (ETA, int32),
+        (per_event, PT),
+        (ak.Array(per_event), ak.values_astype(PT, np.float32)),
+        (selected.eta, selected.pt),
+        (ak.Array(per_event)[[2, 0, 1]], selected.pt),
+    ]
+    for eta, pt in cases:
+        got, want = corr.evaluate("nom", eta, pt), reference.evaluate("nom", eta, pt)
+        assert got.type == want.type
+        assert got.tolist() == want.tolist()
+        # these take the path without broadcasting (the speed of the common case)
+        assert columns._shared_offsets([ak.Array(eta), pt]) is not None
+    assert ak.all(ak.num(corr.evaluate("nom", ETA, PT)) == counts)
+    before = ak.to_list(PT)
+    corr.evaluate("nom", ETA, PT)
+    assert ak.to_list(PT) == before  # inputs untouched
+    with pytest.raises(ValueError, match="broadcast"):
+        corr.evaluate("nom", ETA, PT[[0, 2, 1]])  # other counts: awkward's error
+    with pytest.raises(ValueError, match="broadcast"):
+        corr.evaluate("nom", per_event[:2], PT)
 
 
 def test_every_correction_type_takes_jagged_input(pair):

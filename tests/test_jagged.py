@@ -54,9 +54,17 @@ def _events(n_events: int, seed: int = 5) -> ak.Array:
 
 
 def trijet_jit(pt, jets: Jagged, combos):
+    """Mass of the highest-pt trijet, from every combination's four-vector."""
     cartesian = kinematics.to_cartesian(pt, jets["eta"], jets["phi"], jets["mass"])
     p4 = kinematics.combination_p4(combos, cartesian)
     return combos.select_best(kinematics.pt(*p4), kinematics.mass(*p4))
+
+
+def trijet_chosen(pt, jets: Jagged, combos):
+    """The same through ``best``: the choice, then the chosen objects' sum only."""
+    cartesian = kinematics.to_cartesian(pt, jets["eta"], jets["phi"], jets["mass"])
+    chosen = combos.best(kinematics.pt(*(combos.total(c) for c in cartesian[:2])))
+    return kinematics.mass(*kinematics.combination_p4(chosen, cartesian))
 
 
 def test_jit_path_equals_awkward_and_vector():
@@ -71,9 +79,14 @@ def test_jit_path_equals_awkward_and_vector():
     def run(scale, lowered, jets, combos, rho):
         raw = jets["pt"] * scale
         pt = raw * lowered(jets["eta"], raw, jets.broadcast(rho))
-        return jets.sum(pt, jets["weight"]), trijet_jit(pt, jets, combos), pt
+        return (
+            jets.sum(pt, jets["weight"]),
+            trijet_jit(pt, jets, combos),
+            trijet_chosen(pt, jets, combos),
+            pt,
+        )
 
-    weighted, trijet_mass, pt = run(1.02, lowered, jets, combos, rho_slots)
+    weighted, trijet_mass, chosen_mass, pt = run(1.02, lowered, jets, combos, rho_slots)
 
     # oracle: awkward + vector on the CPU backend
     raw = jets_ak.pt * 1.02
@@ -88,8 +101,10 @@ def test_jit_path_equals_awkward_and_vector():
     total = triples.a + triples.b + triples.c
     best = ak.argmax(total.pt, axis=1, keepdims=True)
     want_mass = ak.fill_none(ak.flatten(total.mass[best], axis=1), 0.0)
-    np.testing.assert_allclose(trijet_mass[: len(rho)], want_mass, rtol=1e-10, atol=1e-9)
-    assert np.all(np.asarray(trijet_mass)[: len(rho)][ak.num(jets_ak) < 3] == 0.0)
+    for got in (trijet_mass, chosen_mass):
+        np.testing.assert_allclose(got[: len(rho)], want_mass, rtol=1e-10, atol=1e-9)
+        assert np.all(np.asarray(got)[: len(rho)][ak.num(jets_ak) < 3] == 0.0)
+        assert np.all(np.asarray(got)[len(rho) :] == 0.0)  # padding events
 
 
 def test_jit_path_gradients_equal_the_awkward_jax_path():
@@ -100,12 +115,14 @@ def test_jit_path_gradients_equal_the_awkward_jax_path():
     rho_slots = jnp.zeros(jets.event_slots).at[: len(rho)].set(rho)
     lowered = jec.lower()
 
-    def objective_jit(scale):
+    def objective_jit(scale, trijet):
         raw = jets["pt"] * scale
         pt = raw * lowered(jets["eta"], raw, jets.broadcast(rho_slots))
-        return jets.sum(pt, jets["weight"]).sum() + trijet_jit(pt, jets, combos).sum()
+        return jets.sum(pt, jets["weight"]).sum() + trijet(pt, jets, combos).sum()
 
-    value_jit, grad_jit = jax.jit(jax.value_and_grad(objective_jit))(1.03)
+    value_and_grad = jax.jit(jax.value_and_grad(objective_jit), static_argnums=1)
+    value_jit, grad_jit = value_and_grad(1.03, trijet_jit)
+    value_chosen, grad_chosen = value_and_grad(1.03, trijet_chosen)
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", DeprecationWarning)
@@ -131,6 +148,39 @@ def test_jit_path_gradients_equal_the_awkward_jax_path():
         value_eager, grad_eager = jax.value_and_grad(objective_eager)(1.03)
     np.testing.assert_allclose(value_jit, value_eager, rtol=1e-12)
     np.testing.assert_allclose(grad_jit, grad_eager, rtol=1e-10)
+    np.testing.assert_allclose(value_chosen, value_eager, rtol=1e-12)
+    np.testing.assert_allclose(grad_chosen, grad_eager, rtol=1e-10)
+
+
+def test_best_combination_ties_empty_events_and_gradients():
+    values = ak.Array([[2.0, 2.0, 2.0], [5.0], [], [2.0, 0.5, 4.0]])
+    jets = Jagged.from_awkward(values)
+    x = jets["value"]
+    pairs = jets.combinations(2)
+    key = pairs.total(x)  # sums: [4, 4, 4], [], [], [2.5, 6, 4.5]
+    chosen = pairs.best(key)
+    np.testing.assert_array_equal(chosen.found[:4], [True, False, False, True])
+    index = np.asarray(chosen.index)
+    np.testing.assert_array_equal(index[[0, 3]], [[0, 1], [4, 6]])  # the first of ties
+    np.testing.assert_array_equal(chosen.take(x)[:4], [[2.0, 2.0], [0, 0], [0, 0], [2.0, 4.0]])
+    np.testing.assert_array_equal(pairs.select_best(key, key)[:4], [4.0, 0.0, 0.0, 6.0])
+    assert int(pairs.argbest(key)[1]) == len(pairs.event)  # none: the number of slots
+
+    # d/dx of Σ (x_i·x_j of the chosen pair): only the chosen objects get a gradient
+    def product_of_chosen(x):
+        return jnp.prod(pairs.best(pairs.total(x)).take(x), axis=1).sum()
+
+    gradient = jax.grad(product_of_chosen)(x)
+    want = np.zeros(jets.capacity)
+    want[[0, 1, 4, 6]] = [2.0, 2.0, 4.0, 2.0]
+    np.testing.assert_array_equal(gradient, want)
+
+    # a NaN (a failed correction under jit) reaches its event's result, not a 0
+    failed = x.at[5].set(jnp.nan)
+    key = pairs.total(failed)
+    assert np.isnan(pairs.select_best(key, key)[3])
+    assert np.isnan(pairs.best(key).total(failed)[3])
+    np.testing.assert_array_equal(pairs.select_best(key, key)[:3], [4.0, 0.0, 0.0])
 
 
 def test_reductions_padding_and_round_trip():
@@ -142,6 +192,7 @@ def test_reductions_padding_and_round_trip():
     np.testing.assert_array_equal(jets.count()[:3], [3.0, 0.0, 2.0])
     np.testing.assert_array_equal(jets.max(x)[:2], [3.0, -np.inf])
     np.testing.assert_array_equal(jets.argmax(x)[:3], [2, jets.capacity, 3])
+    np.testing.assert_array_equal(jets.argmax(x.at[4].set(jnp.nan))[:3], [2, jets.capacity, 4])
     np.testing.assert_array_equal(jets.first(x, 2)[:3], [[1.0, 2.0], [0.0, 0.0], [4.0, -1.0]])
     soft = jnp.where(x > 1.5, 1.0, 0.0)
     np.testing.assert_array_equal(jets.prod(x, soft)[:3], [6.0, 1.0, 4.0])

@@ -66,3 +66,11 @@ def test_readme_snippets_run_and_agree_with_correctionlib(tmp_path, monkeypatch,
     np.testing.assert_allclose(ak.flatten(ns["jec_factor"]), ak.flatten(want), rtol=1e-12)
     assert ak.all(ns["muon_weight"] > 0.9) and len(ns["muon_weight"]) == len(events)
     assert ak.all(ns["corrected"].pt > 0) and ns["dijet_mass"].type.length == len(events)
+    # the jit-path snippet: the highest-pt trijet's mass, as awkward + vector give it
+    first = ak.values_astype(ns["corrected"][:, :6], np.float64)  # NanoAOD's eta is float32
+    triples = ak.combinations(first, 3, fields=["a", "b", "c"])
+    total = triples.a + triples.b + triples.c
+    best = ak.argmax(total.pt, axis=1, keepdims=True)
+    want = ak.to_numpy(ak.fill_none(ak.flatten(total.mass[best], axis=1), 0.0))
+    np.testing.assert_allclose(ns["masses"], want, rtol=1e-10, atol=1e-9)
+    assert np.any(want > 0)

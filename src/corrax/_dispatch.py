@@ -92,15 +92,27 @@ def run_blocks(evaluable: Any, inputs: tuple) -> tuple[np.ndarray, np.ndarray]:
     shape = np.broadcast_shapes(*(a.shape for a in arrays if a is not None))
     n = math.prod(shape)
     flat = [None if a is None else np.broadcast_to(a, shape).reshape(-1) for a in arrays]
-    values, errors = [], []
+    values = errors = None
     for start in range(0, max(n, 1), BLOCK):
         stop = min(start + BLOCK, n)
         size = rung(stop - start)
         block = tuple(None if a is None else _padded(a[start:stop], size) for a in flat)
-        value, error = _evaluate(evaluable, block)
-        values.append(np.asarray(value)[: stop - start])
-        errors.append(np.asarray(error)[: stop - start])
-    return np.concatenate(values).reshape(shape), np.concatenate(errors).reshape(shape)
+        value, error = (np.asarray(x) for x in _evaluate(evaluable, block))
+        if values is None:
+            values, errors = _aligned_empty(n, value.dtype), np.empty(n, error.dtype)
+        values[start:stop] = value[: stop - start]
+        errors[start:stop] = error[: stop - start]
+    return values.reshape(shape), errors.reshape(shape)
+
+
+def _aligned_empty(n: int, dtype: np.dtype) -> np.ndarray:
+    """An empty array on a 64-byte boundary: ``jax.device_put`` then wraps it without
+    a copy on the CPU (it copies NumPy's usual 16-byte-aligned arrays: ~3 ms per 10^6
+    doubles, a third of a fast lookup's time)."""
+    itemsize = np.dtype(dtype).itemsize
+    buffer = np.empty(n * itemsize + 64, dtype=np.uint8)
+    offset = -buffer.ctypes.data % 64
+    return buffer[offset : offset + n * itemsize].view(dtype)
 
 
 def call_columns(function: Any, values: list[Any]) -> Any:

@@ -69,11 +69,23 @@ def run(
     workers: int = 2,
     chunksize: int = 50_000,
 ) -> dict[str, Any]:
-    """The AGC histograms of ``fileset`` (see the module docstring)."""
-    runner = processor.Runner(
-        executor=executor_for(executor, workers),
-        schema=NanoAODSchema,
-        chunksize=chunksize,
-        savemetrics=False,
-    )
-    return runner(fileset, processor_instance=AGCProcessor(analysis), treename="Events")
+    """The AGC histograms of ``fileset`` (see the module docstring). A worker pool or
+    dask client made here from a name or an address is closed afterwards."""
+    made = executor_for(executor, workers)
+    try:
+        runner = processor.Runner(
+            executor=made, schema=NanoAODSchema, chunksize=chunksize, savemetrics=False
+        )
+        return runner(fileset, processor_instance=AGCProcessor(analysis), treename="Events")
+    finally:
+        if made is not executor:
+            _close(made)
+
+
+def _close(executor: Any) -> None:
+    pool = getattr(executor, "pool", None)
+    if hasattr(pool, "shutdown"):
+        pool.shutdown()
+    client = getattr(executor, "client", None)
+    if client is not None:
+        client.close()  # a remote scheduler keeps running: only this connection ends

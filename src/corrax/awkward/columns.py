@@ -46,27 +46,103 @@ def map_columns(function: Callable[..., Any], inputs: Sequence[Any]) -> Any:
     """Like ``evaluate_columns`` (awkward only), for a ``function`` returning one flat
     array or a dict of them: then a dict of awkward arrays of the broadcast layout."""
     positions = [i for i, x in enumerate(inputs) if _is_array(x)]
-    arrays = ak.broadcast_arrays(*(_as_awkward(inputs[i], inputs) for i in positions))
-    arrays = _mask_missing(arrays)
-    backend = ak.backend(arrays[0])
-    if backend == "typetracer":  # dask-awkward tracing the graph: every input is needed
+    arrays = [_as_awkward(inputs[i], inputs) for i in positions]
+    if any(ak.backend(array) == "typetracer" for array in arrays):  # dask-awkward tracing
+        arrays = ak.broadcast_arrays(*arrays)
         for array in arrays:
             ak.typetracer.touch_data(array)
         return ak.values_astype(arrays[0], np.float64)
-    flats = [_flat_buffer(array, backend) for array in arrays]
+    flats, rebuild = _shared_offsets(arrays) or _broadcast(arrays)
     arguments = list(inputs)
     for position, flat in zip(positions, flats, strict=True):
         arguments[position] = flat
     values = function(*arguments)
+    if isinstance(values, dict):
+        return {name: rebuild(flat) for name, flat in values.items()}
+    return rebuild(values)
+
+
+def _shared_offsets(arrays: Sequence[ak.Array]) -> tuple[list[Any], Callable] | None:
+    """The common case, without ``ak.broadcast_arrays``: NumPy-backed lists of numbers
+    that share one set of offsets (fields of one collection, e.g. ``jets.pt`` and
+    ``abs(jets.eta)``), maybe with per-event numbers beside them (``rho``). The flat
+    buffers are views of the contents (or one gather, for indexed contents); per-event
+    numbers are repeated per object.
+    Returns None (use ``_broadcast``) for anything else."""
+    layouts = [array.layout for array in arrays]
+    lists = [layout for layout in layouts if isinstance(layout, ak.contents.ListOffsetArray)]
+    if not lists or any(not _plain_numbers(layout, len(lists[0])) for layout in layouts):
+        return None
+    offsets = lists[0].offsets.data
+    if any(not _same(layout.offsets.data, offsets) for layout in lists[1:]):
+        return None
+    start, stop = int(offsets[0]), int(offsets[-1])
+    counts = None
+    flats = []
+    for layout in layouts:
+        if isinstance(layout, ak.contents.ListOffsetArray):
+            flats.append(_numbers(layout.content, start, stop))
+        else:
+            counts = np.diff(offsets) if counts is None else counts
+            flats.append(np.repeat(_numbers(layout, 0, len(layout)), counts))
+    template = lists[0]
+    rebased = template.offsets if start == 0 else ak.index.Index64(offsets - start)
+    behavior = arrays[layouts.index(template)].behavior
+
+    def rebuild(flat: Any) -> ak.Array:
+        content = ak.contents.NumpyArray(np.asarray(flat))
+        return ak.Array(template.copy(offsets=rebased, content=content), behavior=behavior)
+
+    return flats, rebuild
+
+
+def _plain_numbers(layout: ak.contents.Content, n_events: int) -> bool:
+    """A NumPy-backed ListOffsetArray of 1-D numbers, or ``n_events`` 1-D numbers;
+    the numbers maybe behind an IndexedArray (what a selection such as
+    ``jets[jets.pt > 30]`` leaves)."""
+    if isinstance(layout, ak.contents.ListOffsetArray):
+        leaf = layout.content
+        if not isinstance(layout.offsets.data, np.ndarray):
+            return False
+    elif len(layout) == n_events:
+        leaf = layout
+    else:
+        return False
+    if isinstance(leaf, ak.contents.IndexedArray):
+        if not isinstance(leaf.index.data, np.ndarray) or leaf.parameters:
+            return False
+        leaf = leaf.content
+    return (
+        isinstance(leaf, ak.contents.NumpyArray)
+        and isinstance(leaf.data, np.ndarray)
+        and leaf.data.ndim == 1
+        and leaf.parameter("__array__") is None  # not characters
+    )
+
+
+def _numbers(leaf: ak.contents.Content, start: int, stop: int) -> np.ndarray:
+    """Entries ``start:stop`` of a NumPy or indexed NumPy leaf (see ``_plain_numbers``)."""
+    if isinstance(leaf, ak.contents.IndexedArray):
+        return leaf.content.data[leaf.index.data[start:stop]]
+    return leaf.data[start:stop]
+
+
+def _same(a: np.ndarray, b: np.ndarray) -> bool:
+    return a is b or (a.shape == b.shape and np.array_equal(a, b))
+
+
+def _broadcast(arrays: Sequence[ak.Array]) -> tuple[list[Any], Callable]:
+    """Any layouts: broadcast with awkward, flatten the valid values, rebuild around."""
+    arrays = _mask_missing(ak.broadcast_arrays(*arrays))
+    backend = ak.backend(arrays[0])
+    flats = [_flat_buffer(array, backend) for array in arrays]
     packed = ak.to_packed(arrays[0])
 
     def rebuild(flat: Any) -> ak.Array:
         flat = flat if backend == "jax" else np.asarray(flat)
         return ak.Array(_with_leaf(packed.layout, flat), behavior=arrays[0].behavior)
 
-    if isinstance(values, dict):
-        return {name: rebuild(flat) for name, flat in values.items()}
-    return rebuild(values)
+    return flats, rebuild
 
 
 def _is_array(value: Any) -> bool:

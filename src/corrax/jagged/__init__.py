@@ -8,6 +8,6 @@ Corrections evaluate on the flat fields with their lowered form
 from __future__ import annotations
 
 from . import kinematics
-from .collection import Combinations, Jagged, capacity_for
+from .collection import Chosen, Combinations, Jagged, capacity_for
 
-__all__ = ["Combinations", "Jagged", "capacity_for", "kinematics"]
+__all__ = ["Chosen", "Combinations", "Jagged", "capacity_for", "kinematics"]

@@ -17,7 +17,9 @@ operation over the event index (``jax.ops.segment_*``).
 * ``first(values, n)``: the first ``n`` objects of each event, padded
   (``[event capacity, n]``);
 * ``combinations(k)``: index arrays of every k-combination within each event,
-  precomputed from the counts on the host (``Combinations``);
+  precomputed from the counts on the host (``Combinations``); per-combination sums
+  (``total``), and one combination per event by a key (``best`` → ``Chosen``, whose
+  objects then carry the gradient; ``select_best`` for per-combination values);
 * ``to_awkward(values)``: back to an ``ak.Array`` with the original counts.
 
 Event indices are sorted (objects of one event are contiguous, padding last), which
@@ -39,7 +41,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-__all__ = ["Combinations", "Jagged", "capacity_for"]
+__all__ = ["Chosen", "Combinations", "Jagged", "capacity_for"]
 
 MIN_CAPACITY = 256
 
@@ -191,10 +193,11 @@ class Jagged:
 
     def argmax(self, values: jax.Array, where: jax.Array | None = None) -> jax.Array:
         """Flat index of each event's largest value (the first if tied; ``capacity``
-        for events without objects), without gradient."""
+        for events without objects), without gradient. A NaN value wins (see
+        ``Combinations.argbest``)."""
         values = jax.lax.stop_gradient(values)
-        best = self.max(values, where)
-        hit = (values == self.broadcast(best)) & self.valid
+        best = self.broadcast(self.max(values, where))
+        hit = ((values == best) | (jnp.isnan(values) & jnp.isnan(best))) & self.valid
         if where is not None:
             hit = hit & where
         index = jnp.where(hit, jnp.arange(self.capacity), self.capacity)
@@ -287,24 +290,66 @@ class Combinations:
             indices_are_sorted=True,
         )
 
-    def select_best(self, key: jax.Array, values: jax.Array) -> jax.Array:
-        """Per event, ``values`` of the combination with the largest ``key`` (the
-        first if tied; 0 for events without combinations). Gradients flow through
-        ``values``, not through the choice."""
+    def argbest(self, key: jax.Array) -> jax.Array:
+        """Per event, the slot of the combination with the largest ``key`` (the first
+        if tied; the number of slots for events without combinations):
+        ``[event slots]``, without gradient. A NaN key (a failed correction under
+        ``jit``) wins, so that NaN reaches the event's result instead of being hidden."""
         key = jax.lax.stop_gradient(key)
-        best = self.max(key)
-        hit = self.valid & (key == jnp.take(best, self.event, mode="fill", fill_value=0))
-        slot = jnp.where(hit, jnp.arange(len(self.event)), len(self.event))
+        best = jnp.take(self.max(key), self.event, mode="fill", fill_value=0)
+        hit = self.valid & ((key == best) | (jnp.isnan(key) & jnp.isnan(best)))
+        slots = len(self.event)
+        slot = jnp.where(hit, jnp.arange(slots), slots)
         first = jax.ops.segment_min(
             slot, self.event, num_segments=self.event_slots, indices_are_sorted=True
         )
-        chosen = hit & (jnp.arange(len(self.event)) == jnp.take(first, self.event, mode="clip"))
-        return jax.ops.segment_sum(
-            jnp.where(chosen, values, 0.0),
-            self.event,
-            num_segments=self.event_slots,
-            indices_are_sorted=True,
-        )
+        return jnp.minimum(first, slots)  # an empty segment's minimum is the int max
+
+    def best(self, key: jax.Array) -> Chosen:
+        """Per event, the objects of the combination with the largest ``key`` (see
+        ``argbest``), as a ``Chosen``: compute what is needed of it from per-object
+        values (``Chosen.total``, ``kinematics.combination_p4(chosen, ...)``). Gradients
+        then flow through the k chosen objects of each event only, not through every
+        combination: the fast way to "the mass of the highest-pt trijet"."""
+        slot = self.argbest(key)
+        found = slot < len(self.event)
+        index = jnp.take(self.index, jnp.minimum(slot, len(self.event) - 1), axis=0)
+        return Chosen(index, found)
+
+    def select_best(self, key: jax.Array, values: jax.Array) -> jax.Array:
+        """Per event, ``values`` (one per combination) of the combination with the
+        largest ``key`` (the first if tied; 0 for events without combinations).
+        Gradients flow through ``values``, not through the choice; when ``values``
+        derive from per-object values, ``best(key)`` is faster."""
+        slot = self.argbest(key)
+        picked = jnp.take(values, jnp.minimum(slot, len(self.event) - 1))
+        return jnp.where(slot < len(self.event), picked, 0.0)
+
+
+@jax.tree_util.register_pytree_node_class
+class Chosen:
+    """One k-combination per event (``Combinations.best``): ``index`` int32
+    ``[event slots, k]`` (flat object indices), ``found`` bool ``[event slots]`` (False
+    for events without combinations: their values are 0)."""
+
+    def __init__(self, index, found):
+        self.index = index
+        self.found = found
+
+    def tree_flatten(self):
+        return (self.index, self.found), None
+
+    @classmethod
+    def tree_unflatten(cls, _, leaves):
+        return cls(*leaves)
+
+    def take(self, values: jax.Array) -> jax.Array:
+        """Per-object ``values`` of the chosen objects: ``[event slots, k]``."""
+        return jnp.where(self.found[:, None], values[self.index], 0.0)
+
+    def total(self, values: jax.Array) -> jax.Array:
+        """Per-object ``values`` summed over the chosen objects: ``[event slots]``."""
+        return self.take(values).sum(axis=1)
 
 
 @functools.cache

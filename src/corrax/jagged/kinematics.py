@@ -5,10 +5,16 @@ objects are flat arrays, and a combination's momenta sit along a last axis of si
 so the few formulas needed are written here: (pt, eta, phi, mass) → (px, py, pz, E),
 summed over the last axis, then pt and invariant mass of the sum.
 
-Convert each object once (``to_cartesian`` on the ``[capacity]`` fields), then gather
-the Cartesian components per combination (``Combinations.take``) and sum them: the
-trigonometric and hyperbolic functions then run once per object, not once per object
-and combination.
+Convert each object once (``to_cartesian`` on the ``[capacity]`` fields), then sum
+the Cartesian components per combination (``combination_p4``, ``Combinations.total``)
+or over one chosen combination per event (``Combinations.best``): the trigonometric
+and hyperbolic functions run once per object, not once per object and combination.
+
+The highest-pt trijet's mass, with gradients through its three jets only::
+
+    cartesian = kinematics.to_cartesian(pt, jets["eta"], jets["phi"], jets["mass"])
+    chosen = combos.best(kinematics.pt(*(combos.total(c) for c in cartesian[:2])))
+    trijet_mass = kinematics.mass(*kinematics.combination_p4(chosen, cartesian))
 """
 
 from __future__ import annotations
@@ -24,11 +30,12 @@ __all__ = ["combination_p4", "mass", "pt", "sum_p4", "to_cartesian"]
 def to_cartesian(
     pt: jax.Array, eta: jax.Array, phi: jax.Array, mass: jax.Array
 ) -> tuple[jax.Array, jax.Array, jax.Array, jax.Array]:
-    """(px, py, pz, E) from (pt, eta, phi, mass) in GeV."""
+    """(px, py, pz, E) from (pt, eta, phi, mass) in GeV, written out to memory (see
+    ``_materialised``: per-combination sums then read them, never recompute them)."""
     px, py = pt * jnp.cos(phi), pt * jnp.sin(phi)
     pz = pt * jnp.sinh(eta)
     energy = _safe_sqrt(px**2 + py**2 + pz**2 + mass**2)
-    return px, py, pz, energy
+    return _materialised((px, py, pz, energy))
 
 
 def sum_p4(pt, eta, phi, mass, axis: int = -1) -> tuple[jax.Array, ...]:
@@ -37,8 +44,9 @@ def sum_p4(pt, eta, phi, mass, axis: int = -1) -> tuple[jax.Array, ...]:
 
 
 def combination_p4(combinations: Any, cartesian: tuple[jax.Array, ...]) -> tuple[jax.Array, ...]:
-    """(px, py, pz, E) of each combination, from per-object Cartesian components
-    (``to_cartesian``): ``[combination slots]`` each."""
+    """(px, py, pz, E) of each combination (``Combinations``: ``[combination slots]``
+    each) or of each event's chosen one (``Chosen``: ``[event slots]`` each), from
+    per-object Cartesian components (``to_cartesian``)."""
     return _materialised(tuple(combinations.total(c) for c in _materialised(cartesian)))
 
 
@@ -62,9 +70,11 @@ def _materialised(columns: tuple[jax.Array, ...]) -> tuple[jax.Array, ...]:
     with the identity matrix is a library call that XLA does not fuse, so the columns
     are written out; the values are unchanged (× 1 and + 0 are exact).
     """
-    stacked = jnp.stack(columns, axis=1)
-    stacked = stacked @ jnp.eye(len(columns), dtype=stacked.dtype)
-    return tuple(stacked[:, i] for i in range(len(columns)))
+    columns = jnp.broadcast_arrays(*columns)
+    shape = columns[0].shape
+    stacked = jnp.stack([c.reshape(-1) for c in columns])  # [columns, n]: rows contiguous
+    stacked = jnp.eye(len(columns), dtype=stacked.dtype) @ stacked
+    return tuple(stacked[i].reshape(shape) for i in range(len(columns)))
 
 
 def _safe_sqrt(x: jax.Array) -> jax.Array:
