@@ -113,6 +113,7 @@ def test_lists_sharing_offsets_in_any_form(pair):
             ak.index.Index32(PT.layout.offsets.data.astype(np.int32)), PT.layout.content
         )
     )
+    index = ak.index.Index64(np.array([2, 0]))  # NanoEvents' form of an event selection
     records = ak.zip({"eta": ETA, "pt": PT})
     selected = records[records.pt > 30.0]  # indexed contents
     cases = [
@@ -122,6 +123,10 @@ def test_lists_sharing_offsets_in_any_form(pair):
         (ak.Array(per_event), ak.values_astype(PT, np.float32)),
         (selected.eta, selected.pt),
         (ak.Array(per_event)[[2, 0, 1]], selected.pt),
+        (per_event[1:], int32[1:]),  # repeated against offsets starting at 2
+        (ETA[[True, False, True]], PT[[True, False, True]]),  # event selections
+        (per_event[[2, 0]], PT[[2, 0]]),
+        (ak.Array(per_event)[[2, 0]], ak.Array(ak.contents.IndexedArray(index, PT.layout))),
     ]
     for eta, pt in cases:
         got, want = corr.evaluate("nom", eta, pt), reference.evaluate("nom", eta, pt)
@@ -129,6 +134,11 @@ def test_lists_sharing_offsets_in_any_form(pair):
         assert got.tolist() == want.tolist()
         # these take the path without broadcasting (the speed of the common case)
         assert columns._shared_offsets([ak.Array(eta), pt]) is not None
+    # lists with parameters: broadcast by awkward, whose result type correctionlib has
+    named = ak.with_parameter(PT, "__list__", "Named")
+    for eta, pt in [(per_event, named), (ETA, named)]:
+        got, want = corr.evaluate("nom", eta, pt), reference.evaluate("nom", eta, pt)
+        assert got.type == want.type and got.tolist() == want.tolist()
     assert ak.all(ak.num(corr.evaluate("nom", ETA, PT)) == counts)
     before = ak.to_list(PT)
     corr.evaluate("nom", ETA, PT)
@@ -288,6 +298,14 @@ def test_real_nanoaod_objects_equal_correctionlib(name):
     jets = events.Jet
     raw_pt = jets.pt * (1 - jets.rawFactor)
     args = (jets.area, jets.eta, raw_pt, events.fixedGridRhoFastjetAll)
+    got, want = jec.evaluate(*args), reference.evaluate(*args)
+    assert got.type == want.type
+    np.testing.assert_allclose(ak.flatten(got), ak.flatten(want), rtol=1e-12)
+    selected = events[ak.num(events.Jet) >= 2]  # an event selection: indexed layouts
+    jets = selected.Jet[selected.Jet.pt > 20]
+    raw_pt = jets.pt * (1 - jets.rawFactor)
+    args = (jets.area, jets.eta, raw_pt, selected.fixedGridRhoFastjetAll)
+    assert columns._shared_offsets(list(args)) is not None  # without awkward's broadcast
     got, want = jec.evaluate(*args), reference.evaluate(*args)
     assert got.type == want.type
     np.testing.assert_allclose(ak.flatten(got), ak.flatten(want), rtol=1e-12)

@@ -102,6 +102,7 @@ def run_blocks(evaluable: Any, inputs: tuple) -> tuple[np.ndarray, np.ndarray]:
             values, errors = _aligned_empty(n, value.dtype), np.empty(n, error.dtype)
         values[start:stop] = value[: stop - start]
         errors[start:stop] = error[: stop - start]
+    values.flags.writeable = False  # device_put may share it without a copy
     return values.reshape(shape), errors.reshape(shape)
 
 

@@ -85,7 +85,7 @@ def run(
 def _close(executor: Any) -> None:
     pool = getattr(executor, "pool", None)
     if hasattr(pool, "shutdown"):
-        pool.shutdown()
+        pool.shutdown(cancel_futures=True)  # after an error: no queued chunk runs
     client = getattr(executor, "client", None)
     if client is not None:
         client.close()  # a remote scheduler keeps running: only this connection ends

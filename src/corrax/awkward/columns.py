@@ -1,10 +1,13 @@
 """Corrections on awkward and dask-awkward columns: jagged in, same layout out.
 
-``evaluate_columns(function, inputs)`` broadcasts the inputs with awkward (event-level
-values such as ``fixedGridRhoFastjetAll`` against per-object ones such as ``Jet_pt``),
-takes the flat buffer of valid values of each, calls ``function`` once on those flat
-buffers, and rebuilds the broadcast layout around the result: the offsets are reused,
-missing values (option types) stay missing and are never evaluated.
+``evaluate_columns(function, inputs)`` broadcasts the inputs (event-level values such
+as ``fixedGridRhoFastjetAll`` against per-object ones such as ``Jet_pt``), takes the
+flat buffer of valid values of each, calls ``function`` once on those flat buffers,
+and rebuilds the broadcast layout around the result: the offsets are reused, missing
+values (option types) stay missing and are never evaluated. Fields of one collection
+(lists sharing their offsets, maybe beside per-event numbers) take a short path
+without awkward's general broadcasting: their flat buffers are views of the contents;
+everything else is broadcast by awkward.
 
 Both awkward backends work: on the CPU backend the buffers are NumPy arrays (errors
 raise, naming the offending value); on the JAX backend they are JAX arrays, so
@@ -64,67 +67,114 @@ def map_columns(function: Callable[..., Any], inputs: Sequence[Any]) -> Any:
 
 def _shared_offsets(arrays: Sequence[ak.Array]) -> tuple[list[Any], Callable] | None:
     """The common case, without ``ak.broadcast_arrays``: NumPy-backed lists of numbers
-    that share one set of offsets (fields of one collection, e.g. ``jets.pt`` and
-    ``abs(jets.eta)``), maybe with per-event numbers beside them (``rho``). The flat
-    buffers are views of the contents (or one gather, for indexed contents); per-event
-    numbers are repeated per object.
-    Returns None (use ``_broadcast``) for anything else."""
+    of one collection (e.g. ``jets.pt`` and ``abs(jets.eta)``, also after selecting
+    objects or events), maybe with per-event numbers beside them (``rho``). The flat
+    buffers are views of the contents (one gather after a selection); per-event numbers
+    are repeated per object. Returns None (use ``_broadcast``) for anything else."""
     layouts = [array.layout for array in arrays]
-    lists = [layout for layout in layouts if isinstance(layout, ak.contents.ListOffsetArray)]
-    if not lists or any(not _plain_numbers(layout, len(lists[0])) for layout in layouts):
+    keys = {n: _list_key(layout) for n, layout in enumerate(layouts) if _is_list(layout)}
+    if not keys or None in keys.values():
+        return None  # no lists, or lists this path does not read
+    first = min(keys)
+    key = keys[first]
+    if any(not _same_key(other, key) for other in keys.values()):
         return None
-    offsets = lists[0].offsets.data
-    if any(not _same(layout.offsets.data, offsets) for layout in lists[1:]):
+    starts, stops = _bounds(key)
+    if any(n not in keys and not _numbers_ok(x, len(starts)) for n, x in enumerate(layouts)):
         return None
-    start, stop = int(offsets[0]), int(offsets[-1])
-    counts = None
-    flats = []
-    for layout in layouts:
-        if isinstance(layout, ak.contents.ListOffsetArray):
-            flats.append(_numbers(layout.content, start, stop))
-        else:
-            counts = np.diff(offsets) if counts is None else counts
-            flats.append(np.repeat(_numbers(layout, 0, len(layout)), counts))
-    template = lists[0]
-    rebased = template.offsets if start == 0 else ak.index.Index64(offsets - start)
-    behavior = arrays[layouts.index(template)].behavior
+    counts = stops - starts
+    if key[0] == "offsets":  # contiguous objects: views of the contents
+        offsets = key[1]
+        objects = slice(int(offsets[0]), int(offsets[-1]))
+        offsets = offsets if offsets[0] == 0 else offsets - offsets[0]
+    else:  # a selection: one gather
+        offsets = np.zeros(len(starts) + 1, dtype=np.int64)
+        np.cumsum(counts, out=offsets[1:])
+        objects = np.repeat(starts - offsets[:-1], counts) + np.arange(offsets[-1])
+    flats = [
+        _numbers(_list_content(layout), objects)
+        if n in keys
+        else np.repeat(_numbers(layout, slice(None)), counts)
+        for n, layout in enumerate(layouts)
+    ]
+    index = ak.index.Index(offsets)
+    behavior = arrays[first].behavior
 
     def rebuild(flat: Any) -> ak.Array:
         content = ak.contents.NumpyArray(np.asarray(flat))
-        return ak.Array(template.copy(offsets=rebased, content=content), behavior=behavior)
+        return ak.Array(ak.contents.ListOffsetArray(index, content), behavior=behavior)
 
     return flats, rebuild
 
 
-def _plain_numbers(layout: ak.contents.Content, n_events: int) -> bool:
-    """A NumPy-backed ListOffsetArray of 1-D numbers, or ``n_events`` 1-D numbers;
-    the numbers maybe behind an IndexedArray (what a selection such as
-    ``jets[jets.pt > 30]`` leaves)."""
+def _is_list(layout: ak.contents.Content) -> bool:
+    return layout.is_list or (layout.is_indexed and not layout.is_option and layout.content.is_list)
+
+
+def _list_key(layout: ak.contents.Content) -> tuple | None:
+    """What fixes a list's objects: ("offsets", offsets), ("list", starts, stops) or
+    ("indexed", index, offsets) (an event selection of a ListOffsetArray); None for a
+    list this path does not read (list parameters, which broadcasting would merge,
+    non-NumPy buffers, contents other than numbers)."""
+    if layout.parameters or not _numbers_ok(_list_content(layout), None):
+        return None
     if isinstance(layout, ak.contents.ListOffsetArray):
-        leaf = layout.content
-        if not isinstance(layout.offsets.data, np.ndarray):
-            return False
-    elif len(layout) == n_events:
-        leaf = layout
+        parts = ("offsets", layout.offsets.data)
+    elif isinstance(layout, ak.contents.ListArray):
+        parts = ("list", layout.starts.data, layout.stops.data)
+    elif (
+        isinstance(layout, ak.contents.IndexedArray)
+        and isinstance(layout.content, ak.contents.ListOffsetArray)
+        and not layout.content.parameters
+    ):
+        parts = ("indexed", layout.index.data, layout.content.offsets.data)
     else:
+        return None
+    return parts if all(isinstance(x, np.ndarray) for x in parts[1:]) else None
+
+
+def _list_content(layout: ak.contents.Content) -> ak.contents.Content:
+    content = layout.content
+    return content.content if isinstance(layout, ak.contents.IndexedArray) else content
+
+
+def _same_key(a: tuple, b: tuple) -> bool:
+    return a[0] == b[0] and all(_same(x, y) for x, y in zip(a[1:], b[1:], strict=True))
+
+
+def _bounds(key: tuple) -> tuple[np.ndarray, np.ndarray]:
+    """Per event, the start and stop of its objects in the list's content."""
+    if key[0] == "offsets":
+        return key[1][:-1], key[1][1:]
+    if key[0] == "list":
+        return key[1], key[2][: len(key[1])]  # a ListArray's stops may be longer
+    index, offsets = key[1], key[2]
+    return offsets[:-1][index], offsets[1:][index]
+
+
+def _numbers_ok(layout: ak.contents.Content, n_events: int | None) -> bool:
+    """1-D NumPy numbers (``n_events`` of them, unless None), maybe behind an
+    IndexedArray (what a selection leaves); not characters. (Parameters of the numbers,
+    such as NanoAOD's ``__doc__``, are not carried to the result, as in ``_broadcast``.)"""
+    if n_events is not None and len(layout) != n_events:
         return False
-    if isinstance(leaf, ak.contents.IndexedArray):
-        if not isinstance(leaf.index.data, np.ndarray) or leaf.parameters:
+    if isinstance(layout, ak.contents.IndexedArray):
+        if layout.parameters or not isinstance(layout.index.data, np.ndarray):
             return False
-        leaf = leaf.content
+        layout = layout.content
     return (
-        isinstance(leaf, ak.contents.NumpyArray)
-        and isinstance(leaf.data, np.ndarray)
-        and leaf.data.ndim == 1
-        and leaf.parameter("__array__") is None  # not characters
+        isinstance(layout, ak.contents.NumpyArray)
+        and isinstance(layout.data, np.ndarray)
+        and layout.data.ndim == 1
+        and layout.parameter("__array__") is None
     )
 
 
-def _numbers(leaf: ak.contents.Content, start: int, stop: int) -> np.ndarray:
-    """Entries ``start:stop`` of a NumPy or indexed NumPy leaf (see ``_plain_numbers``)."""
+def _numbers(leaf: ak.contents.Content, which: Any) -> np.ndarray:
+    """Entries ``which`` (a slice or an index array) of a NumPy or indexed NumPy leaf."""
     if isinstance(leaf, ak.contents.IndexedArray):
-        return leaf.content.data[leaf.index.data[start:stop]]
-    return leaf.data[start:stop]
+        return leaf.content.data[leaf.index.data[which]]
+    return leaf.data[which]
 
 
 def _same(a: np.ndarray, b: np.ndarray) -> bool:

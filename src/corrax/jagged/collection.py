@@ -317,12 +317,14 @@ class Combinations:
         return Chosen(index, found)
 
     def select_best(self, key: jax.Array, values: jax.Array) -> jax.Array:
-        """Per event, ``values`` (one per combination) of the combination with the
-        largest ``key`` (the first if tied; 0 for events without combinations).
-        Gradients flow through ``values``, not through the choice; when ``values``
-        derive from per-object values, ``best(key)`` is faster."""
+        """Per event, ``values`` (``[slots]``, one per combination) of the combination
+        with the largest ``key`` (the first if tied; 0 for events without
+        combinations). Gradients flow through ``values``, not through the choice; when
+        ``values`` derive from per-object values, ``best(key)`` is faster."""
+        if jnp.ndim(values) != 1:
+            raise ValueError(f"values: one per combination, shape [slots]; got {jnp.shape(values)}")
         slot = self.argbest(key)
-        picked = jnp.take(values, jnp.minimum(slot, len(self.event) - 1))
+        picked = jnp.take(values, jnp.minimum(slot, len(self.event) - 1), axis=0)
         return jnp.where(slot < len(self.event), picked, 0.0)
 
 

@@ -68,12 +68,15 @@ def _materialised(columns: tuple[jax.Array, ...]) -> tuple[jax.Array, ...]:
     consumers and the consumers' transposes (3–5× slower value and gradient with 3
     objects per combination; ``optimization_barrier`` does not prevent it). A product
     with the identity matrix is a library call that XLA does not fuse, so the columns
-    are written out; the values are unchanged (× 1 and + 0 are exact).
+    are written out. Finite values are unchanged (× 1 and + 0 are exact; full
+    precision, no TF32 on GPUs); a non-finite component makes the object's other
+    components NaN (0 · inf), so that such an object is NaN throughout.
     """
     columns = jnp.broadcast_arrays(*columns)
     shape = columns[0].shape
     stacked = jnp.stack([c.reshape(-1) for c in columns])  # [columns, n]: rows contiguous
-    stacked = jnp.eye(len(columns), dtype=stacked.dtype) @ stacked
+    identity = jnp.eye(len(columns), dtype=stacked.dtype)
+    stacked = jnp.matmul(identity, stacked, precision=jax.lax.Precision.HIGHEST)
     return tuple(stacked[i].reshape(shape) for i in range(len(columns)))
 
 
