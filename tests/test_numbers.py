@@ -23,6 +23,7 @@ def _decimal_strings(n: int) -> list[str]:
 
 def test_float_parsing_matches_correctionlib_bit_for_bit():
     strings = _decimal_strings(5000)
+    strings += strings[:1000]  # repeated spellings (converted once per document)
     edges = ",".join(f"{i}.0" for i in range(len(strings) + 1))
     raw = text(document(binning("x", [0.0, 1.0], [0.0]), variables(("x", REAL))))
     raw = raw.replace(

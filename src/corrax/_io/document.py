@@ -40,8 +40,18 @@ def parse_text(text: str, origin: str = "<string>") -> dict[str, Any]:
     Python's parser accepts bare ``Infinity``/``NaN`` like rapidjson with the flag
     correctionlib sets.
     """
+    # CMS files repeat their numbers (the JEC file: 37,558 distinct among 685,892):
+    # each distinct spelling is converted once per document
+    floats: dict[str, float] = {}
+
+    def parse_float(spelling: str) -> float:
+        value = floats.get(spelling)
+        if value is None:
+            value = floats[spelling] = rapidjson_float(spelling)
+        return value
+
     try:
-        data = json.loads(text, parse_float=rapidjson_float)
+        data = json.loads(text, parse_float=parse_float)
     except json.JSONDecodeError as exc:
         raise InvalidDocumentError(f"{origin}: not valid JSON: {exc}") from None
     if not isinstance(data, dict):
