@@ -71,7 +71,9 @@ def dask_client_fixture():
             threads_per_worker=1,
             processes=True,
             host="127.0.0.1",
-            dashboard_address=None,
+            # the scheduler serves HTTP even without a dashboard, on 8787 by default:
+            # a free port instead, so that clusters of parallel test files never clash
+            dashboard_address="127.0.0.1:0",
         ) as cluster,
         distributed.Client(cluster) as client,
     ):
