@@ -32,6 +32,7 @@ if __name__ == "__main__":
     _pin_single_thread()
 
 import argparse
+import functools
 import pathlib
 import time
 import warnings
@@ -139,30 +140,26 @@ def jit_over_eager(data: pathlib.Path, repeats: int) -> None:
     combos = collection.combinations(3)
     rho_slots = jnp.zeros(collection.event_slots).at[: len(rho)].set(rho)
 
-    def jit_objective(scale, lowered, collection, combos, rho):
-        raw = collection["pt"] * scale
-        pt = raw * lowered(collection["area"], collection["eta"], raw, collection.broadcast(rho))
-        cartesian = kinematics.to_cartesian(
-            pt, collection["eta"], collection["phi"], collection["mass"]
-        )
+    def trijet_chosen(combos, cartesian):
         # the highest-pt triple (no gradient through the choice), then its mass
         chosen = combos.best(kinematics.pt(*(combos.total(c) for c in cartesian[:2])))
-        trijet = kinematics.mass(*kinematics.combination_p4(chosen, cartesian))
-        return collection.sum(pt).sum() + trijet.sum()
+        return kinematics.mass(*kinematics.combination_p4(chosen, cartesian))
 
-    def jit_objective_all(scale, lowered, collection, combos, rho):
-        # the same, through the masses of every trijet (select_best): for comparison
+    def trijet_all(combos, cartesian):
+        # the same through the masses of every trijet (select_best), for comparison
+        p4 = kinematics.combination_p4(combos, cartesian)
+        return combos.select_best(kinematics.pt(*p4), kinematics.mass(*p4))
+
+    def jit_objective(scale, lowered, collection, combos, rho, trijet=trijet_chosen):
         raw = collection["pt"] * scale
         pt = raw * lowered(collection["area"], collection["eta"], raw, collection.broadcast(rho))
         cartesian = kinematics.to_cartesian(
             pt, collection["eta"], collection["phi"], collection["mass"]
         )
-        p4 = kinematics.combination_p4(combos, cartesian)
-        trijet = combos.select_best(kinematics.pt(*p4), kinematics.mass(*p4))
-        return collection.sum(pt).sum() + trijet.sum()
+        return collection.sum(pt).sum() + trijet(combos, cartesian).sum()
 
     jit_vg = jax.jit(jax.value_and_grad(jit_objective))
-    jit_all_vg = jax.jit(jax.value_and_grad(jit_objective_all))
+    jit_all_vg = jax.jit(jax.value_and_grad(functools.partial(jit_objective, trijet=trijet_all)))
 
     ak.jax.register_and_check()
     vector.register_awkward()

@@ -133,7 +133,7 @@ def test_lists_sharing_offsets_in_any_form(pair):
         assert got.type == want.type
         assert got.tolist() == want.tolist()
         # these take the path without broadcasting (the speed of the common case)
-        assert columns._shared_offsets([ak.Array(eta), pt]) is not None
+        assert columns._one_collection([ak.Array(eta), pt]) is not None
     # lists with parameters: broadcast by awkward, whose result type correctionlib has
     named = ak.with_parameter(PT, "__list__", "Named")
     for eta, pt in [(per_event, named), (ETA, named)]:
@@ -305,7 +305,7 @@ def test_real_nanoaod_objects_equal_correctionlib(name):
     jets = selected.Jet[selected.Jet.pt > 20]
     raw_pt = jets.pt * (1 - jets.rawFactor)
     args = (jets.area, jets.eta, raw_pt, selected.fixedGridRhoFastjetAll)
-    assert columns._shared_offsets(list(args)) is not None  # without awkward's broadcast
+    assert columns._one_collection(list(args)) is not None  # without awkward's broadcast
     got, want = jec.evaluate(*args), reference.evaluate(*args)
     assert got.type == want.type
     np.testing.assert_allclose(ak.flatten(got), ak.flatten(want), rtol=1e-12)

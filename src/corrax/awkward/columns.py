@@ -5,9 +5,9 @@ as ``fixedGridRhoFastjetAll`` against per-object ones such as ``Jet_pt``), takes
 flat buffer of valid values of each, calls ``function`` once on those flat buffers,
 and rebuilds the broadcast layout around the result: the offsets are reused, missing
 values (option types) stay missing and are never evaluated. Fields of one collection
-(lists sharing their offsets, maybe beside per-event numbers) take a short path
-without awkward's general broadcasting: their flat buffers are views of the contents;
-everything else is broadcast by awkward.
+(also after object or event selections, maybe beside per-event numbers) take a short
+path without awkward's general broadcasting: their flat buffers are views of the
+contents, or one gather; everything else is broadcast by awkward.
 
 Both awkward backends work: on the CPU backend the buffers are NumPy arrays (errors
 raise, naming the offending value); on the JAX backend they are JAX arrays, so
@@ -55,7 +55,7 @@ def map_columns(function: Callable[..., Any], inputs: Sequence[Any]) -> Any:
         for array in arrays:
             ak.typetracer.touch_data(array)
         return ak.values_astype(arrays[0], np.float64)
-    flats, rebuild = _shared_offsets(arrays) or _broadcast(arrays)
+    flats, rebuild = _one_collection(arrays) or _broadcast(arrays)
     arguments = list(inputs)
     for position, flat in zip(positions, flats, strict=True):
         arguments[position] = flat
@@ -65,7 +65,7 @@ def map_columns(function: Callable[..., Any], inputs: Sequence[Any]) -> Any:
     return rebuild(values)
 
 
-def _shared_offsets(arrays: Sequence[ak.Array]) -> tuple[list[Any], Callable] | None:
+def _one_collection(arrays: Sequence[ak.Array]) -> tuple[list[Any], Callable] | None:
     """The common case, without ``ak.broadcast_arrays``: NumPy-backed lists of numbers
     of one collection (e.g. ``jets.pt`` and ``abs(jets.eta)``, also after selecting
     objects or events), maybe with per-event numbers beside them (``rho``). The flat

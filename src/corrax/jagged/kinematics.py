@@ -46,8 +46,9 @@ def sum_p4(pt, eta, phi, mass, axis: int = -1) -> tuple[jax.Array, ...]:
 def combination_p4(combinations: Any, cartesian: tuple[jax.Array, ...]) -> tuple[jax.Array, ...]:
     """(px, py, pz, E) of each combination (``Combinations``: ``[combination slots]``
     each) or of each event's chosen one (``Chosen``: ``[event slots]`` each), from
-    per-object Cartesian components (``to_cartesian``)."""
-    return _materialised(tuple(combinations.total(c) for c in _materialised(cartesian)))
+    per-object Cartesian components (``to_cartesian``, which writes them out: sums
+    per combination read them instead of recomputing them)."""
+    return _materialised(tuple(combinations.total(c) for c in cartesian))
 
 
 def pt(px: jax.Array, py: jax.Array, *_: jax.Array) -> jax.Array:
