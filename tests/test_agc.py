@@ -324,8 +324,10 @@ def test_evermore_and_pyhf_agree():
     # the data are 1.1 · ttbar + W+jets (no single top): μ close to 1.1, both libraries equal
     assert ever.ttbar_norm == pytest.approx(ref.ttbar_norm, rel=1e-3)
     assert ever.uncertainty == pytest.approx(ref.uncertainty, rel=1e-3)
-    if not np.isnan(ref.asimov_significance):
-        assert ever.asimov_significance == pytest.approx(ref.asimov_significance, rel=1e-2)
+    # the figure of merit: evermore's exact Hessian against pyhf's, at the Asimov point
+    assert model.expected_uncertainty(templates) == pytest.approx(
+        model.pyhf_expected_uncertainty(templates), rel=1e-3
+    )
     assert 1.0 < ever.ttbar_norm < 1.2
     # on data made from the model itself, the fit returns the injected normalisation
     compiled = model._Compiled(templates)
@@ -342,7 +344,9 @@ def test_cli_writes_plots_and_summary(sample, tmp_path):
     folder, _ = sample
     args = ["--cache", str(folder), "--size", str(SIZE), "--seed", "7", "--output", str(tmp_path)]
     # without --corrections: the JEC chain is exercised by the other tests
-    args += ["--executor", "iterative", "--no-fit", "--no-optimise", "--quiet"]
+    # the whole job at a small size (600 events per sample: empty bins, a W+jets half
+    # with few events), one optimisation step
+    args += ["--executor", "iterative", "--steps", "1", "--quiet"]
     reference = SHARED_DATA / "agc" / "reference_histos_1_file_per_process.json"
     if reference.exists():
         args += ["--reference", str(reference)]
@@ -355,6 +359,31 @@ def test_cli_writes_plots_and_summary(sample, tmp_path):
     )
     if reference.exists():
         assert (tmp_path / "versus_agc.png").exists()
+    for library in ("evermore", "pyhf"):
+        assert np.isfinite(saved["fit"][library]["uncertainty"])
+    result = saved["optimisation"]
+    assert "Asimov" in result["figure_of_merit"] and "significance" not in json.dumps(result)
+    for entry in result["optimised_thresholds"][0].values():
+        low, high = entry["bounds"]
+        assert low <= entry["value"] <= high
+        assert entry["at_bound"] == (min(entry["value"] - low, high - entry["value"]) < 1e-2)
+    (sigma,) = result["held_out_sigma"]
+    assert np.isfinite(sigma["default"]) and np.isfinite(sigma["optimised"])
+    # pyhf's value is given (its equality with evermore's: test_evermore_and_pyhf_agree)
+    assert np.isfinite(result["pyhf_sigma_default"])
+    import pickle
+
+    full = pickle.loads((tmp_path / "histograms.pkl").read_bytes())
+    for label in ("default", "optimised"):
+        held = pickle.loads((tmp_path / f"held_out_{label}.pkl").read_bytes())
+        assert set(held) == {"4j1b", "4j2b"}
+        assert held["4j1b"].axes.name == full["4j1b"].axes.name
+        # the held-out (odd) half holds fewer ttbar events than the whole sample
+        assert (
+            0
+            < held["4j1b"][:, "ttbar", "nominal"].sum().value
+            < full["4j1b"][:, "ttbar", "nominal"].sum().value
+        )
 
 
 # ---------------------------------------------------------------- differentiable

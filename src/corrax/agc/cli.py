@@ -91,6 +91,13 @@ def parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--steps", type=int, default=30, help="optimisation steps (optax Adam)")
     p.add_argument(
+        "--replicas",
+        type=int,
+        default=1,
+        choices=(1, 2),
+        help="held-out comparisons: 1 (train on even events) or 2 (also the halves swapped)",
+    )
+    p.add_argument(
         "--device",
         default=None,
         help="JAX platform for the differentiable analysis (cpu, gpu); default: JAX's choice",
@@ -141,6 +148,38 @@ def yields(histograms: dict[str, Any], reference: dict[str, Any] | None = None) 
     return table
 
 
+def _number(value: Any, digits: int = 4) -> str:
+    return f"{value:.{digits}f}" if isinstance(value, float) else f"not computed ({value})"
+
+
+def _optimisation_markdown(result: dict[str, Any]) -> list[str]:
+    lines = ["", f"Figure of merit: {result['figure_of_merit']}.", ""]
+    lines += ["| threshold | default | optimised (per replica) |", "|---|---|---|"]
+    for name, entry in result["default_thresholds"].items():
+        optimised = ", ".join(
+            f"{r[name]['value']:g}" + (" (at bound)" if r[name]["at_bound"] else "")
+            for r in result["optimised_thresholds"]
+        )
+        lines.append(f"| {name} | {entry['value']:g} | {optimised} |")
+    lines += ["", "| replica | held-out σ default | held-out σ optimised |", "|---|---|---|"]
+    for r in result["held_out_sigma"]:
+        lines.append(f"| {r['label']} | {_number(r['default'])} | {_number(r['optimised'])} |")
+    if result.get("spread") is not None:
+        verdict = "exceeds" if result["significant"] else "does not exceed"
+        lines.append(
+            f"\nMean relative change {result['mean_relative_change']:+.3f} ± "
+            f"{result['spread']:.3f} (spread over {result['replicas']} replicas): the gain "
+            f"{verdict} 3× its spread."
+        )
+    elif "mean_relative_change" in result:
+        lines.append(
+            f"\nRelative change {result['mean_relative_change']:+.3f} (one replica: no error "
+            "bar; `--replicas 2` swaps the halves)"
+        )
+    lines.append(f"\npyhf's σ for the default cuts: {_number(result['pyhf_sigma_default'])}")
+    return lines
+
+
 def _markdown(summary: dict[str, Any]) -> str:
     lines = ["# AGC analysis with corrax", ""]
     lines += ["| region | process | yield | MC stat | AGC | ratio |", "|---|---|---|---|---|---|"]
@@ -154,13 +193,16 @@ def _markdown(summary: dict[str, Any]) -> str:
     if "fit" in summary:
         lines += [
             "",
-            "| library | ttbar_norm | uncertainty | expected significance (Asimov) |",
-            "|---|---|---|---|",
+            "| library | ttbar_norm (fit to pseudodata) | uncertainty |",
+            "|---|---|---|",
         ]
         for lib, r in summary["fit"].items():
-            lines.append(
-                f"| {lib} | {r['ttbar_norm']:.5f} | {r['uncertainty']:.5f} | {r['asimov_significance']:.2f} |"
-            )
+            if "error" in r:
+                lines.append(f"| {lib} | not computed: {r['error']} | |")
+            else:
+                lines.append(f"| {lib} | {r['ttbar_norm']:.5f} | {r['uncertainty']:.5f} |")
+    if "optimisation" in summary:
+        lines += _optimisation_markdown(summary["optimisation"])
     lines += [
         "",
         "Timings (s): " + ", ".join(f"{k} {v:.1f}" for k, v in summary["timings"].items()),
@@ -204,16 +246,19 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     if not args.no_fit:
         start = time.perf_counter()
         templates = model.build_templates(histograms)
-        summary["fit"] = {
-            r.library: vars(r) for r in (model.evermore_fit(templates), model.pyhf_fit(templates))
-        }
+        summary["fit"] = {}
+        for library, fit in (("evermore", model.evermore_fit), ("pyhf", model.pyhf_fit)):
+            try:
+                summary["fit"][library] = vars(fit(templates))
+            except Exception as error:  # noqa: BLE001 - any failed fit is reported, not fatal
+                summary["fit"][library] = {"error": f"{type(error).__name__}: {error}"}
         timings["fit"] = time.perf_counter() - start
     if not args.no_optimise:
         if args.inputs != "generated":
             raise SystemExit("the optimisation needs the generated sample (--inputs generated)")
         from .study import differentiable_stage
 
-        summary["differentiable"] = differentiable_stage(args, fileset, analysis, timings)
+        summary["optimisation"] = differentiable_stage(args, fileset, analysis, timings)
     plots.stacked(histograms, args.output / "stacked.png")
     if reference is not None:
         plots.versus_reference(histograms, reference, args.output / "versus_agc.png")

@@ -17,7 +17,11 @@ ones (tested):
   P(≥ 1 b tag)`` (in log space), temperature ``T`` = ``trijet_temperature`` (GeV);
 * **histograms**: a binned kernel density estimate (Gaussian kernel, bandwidth
   ``bandwidth`` GeV): each event adds its weight times the kernel's probability in
-  each bin. Written here, not taken from ``relaxed.hist``: that one has no event weights.
+  each bin.
+
+Each of these is an operation of the general toolkit ``corrax.soft`` (``cut``,
+``exactly``, ``joint_count_probabilities``, ``choose``, ``histogram``,
+``cramer_rao_uncertainty``); this module only says which AGC quantities go in.
 
 Corrections: the jets are corrected by ``JetCorrector.correct_flat`` inside the
 jitted function (JEC, JER hybrid smearing, JES as a continuous nuisance parameter θ),
@@ -44,6 +48,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from .. import soft
 from ..jagged import Jagged, capacity_for
 from .analysis import BINS
 
@@ -56,6 +61,9 @@ __all__ = [
     "lepton_columns",
     "load_batch",
     "read_datasets",
+    "rebin",
+    "region_probabilities",
+    "sample_histograms",
     "soft_histograms",
     "ttbar_norm_uncertainty",
 ]
@@ -252,36 +260,11 @@ def batch_from_arrays(
     )
 
 
-def _sigmoid(x: jax.Array, cut: jax.Array | float, width: float) -> jax.Array:
-    return jax.nn.sigmoid((x - cut) / width)
-
-
-def _exactly_one(p: jax.Array) -> jax.Array:
-    """P(exactly one success) of independent Bernoulli(p) along the last axis:
-    Σ_i p_i Π_{j≠i} (1 − p_j)."""
-    size = p.shape[-1]
-    failures = jnp.where(jnp.eye(size, dtype=bool), 1.0, (1.0 - p)[..., None, :])
-    return jnp.sum(p * jnp.prod(failures, axis=-1), axis=-1)
-
-
-def _region_probabilities(selected: jax.Array, tagged: jax.Array) -> tuple[jax.Array, jax.Array]:
-    """P(≥ 4 jets, exactly 1 tag) and P(≥ 4 jets, ≥ 2 tags), by dynamic programming
-    over the jets (``selected``, ``tagged``: ``[E, N]`` probabilities, tagged ⊂ selected).
-
-    The state is P(n jets, k tags) with n capped at 4 and k at 2, one ``[E]`` array per
-    (n, k): unrolled, so that XLA fuses the whole recursion into a few loops."""
-    state = {(0, 0): jnp.ones_like(selected[:, 0])}  # states not reached yet are absent
-    for j in range(selected.shape[1]):
-        w, t = selected[:, j], tagged[:, j]
-        outcomes = ((0, 0, 1.0 - w), (1, 0, w - t), (1, 1, t))  # (Δn, Δk, probability)
-        new: dict[tuple[int, int], jax.Array] = {}
-        for (n, k), p in state.items():
-            for dn, dk, probability in outcomes:
-                target = (min(n + dn, 4), min(k + dk, 2))
-                new[target] = new.get(target, 0.0) + p * probability
-        state = new
-    zero = jnp.zeros_like(selected[:, 0])
-    return state.get((4, 1), zero), state.get((4, 2), zero)
+def region_probabilities(selected: jax.Array, tagged: jax.Array) -> tuple[jax.Array, jax.Array]:
+    """P(≥ 4 jets, exactly 1 tag) and P(≥ 4 jets, ≥ 2 tags) per event (``selected``,
+    ``tagged``: ``[E, N]`` probabilities, tagged ⊂ selected), Poisson-binomial."""
+    counts = soft.joint_count_probabilities(selected, tagged, 4, 2)
+    return counts[..., 4, 1], counts[..., 4, 2]
 
 
 _TRIPLES = np.array(
@@ -327,21 +310,17 @@ def _soft_mbjj(pt, eta, phi, mass, log_selected, tag_z, temperature):
         total(tag_z) / 3.0,
     )
     log_has_b = jnp.where(log_none_tagged < -1e-6, exact, small)
-    score = tri_pt / temperature + total(log_selected) + log_has_b
-    return jnp.sum(jax.nn.softmax(score, axis=-1) * tri_mass, axis=-1)
+    return soft.choose(tri_mass, tri_pt, temperature, total(log_selected) + log_has_b)
 
 
-def _kde_histogram(values, weights, sample, n_samples, bandwidth):
-    """Per sample: (contents, sums of squared weights), ``[n_samples, bins]``."""
-    edges = jnp.linspace(BINS[1], BINS[2], BINS[0] + 1)
-    # the Gaussian kernel's probability in each bin, ½[erf(b) − erf(a)]: lax.erf is ~2×
-    # faster than norm.cdf; its tail rounding (~1e-16) is kept from going negative
-    erf = jax.lax.erf((edges[None, :] - values[:, None]) / (bandwidth * np.sqrt(2.0)))
-    probability = jnp.maximum(0.5 * (erf[:, 1:] - erf[:, :-1]), 0.0)
+EDGES = np.linspace(BINS[1], BINS[2], BINS[0] + 1)
+
+
+def sample_histograms(values, weights, sample, n_samples, bandwidth):
+    """Soft histograms of ``values`` ``[E]`` per sample: (contents, sums of squared
+    weights), ``[n_samples, bins]`` (``sample``: each event's sample index)."""
     onehot = jax.nn.one_hot(sample, n_samples, dtype=weights.dtype)  # [E, samples]
-    return (onehot * weights[:, None]).T @ probability, (
-        onehot * weights[:, None] ** 2
-    ).T @ probability
+    return soft.histogram(values, EDGES, bandwidth, (onehot * weights[:, None]).T)
 
 
 def corrected_jets(
@@ -385,10 +364,10 @@ def soft_histograms(
     tag = jax.nn.sigmoid(tag_z)
     # log P(selected): −∞ (a large negative number) for jets failing the hard cuts
     log_selected = jnp.where(dense["base"] > 0, jax.nn.log_sigmoid(jet_z), -1e30)
-    one_lepton = _exactly_one(
-        batch.lepton_ok * _sigmoid(batch.lepton_pt, thresholds.lepton_pt, smoothing.pt_width)
+    one_lepton = soft.exactly(
+        batch.lepton_ok * soft.cut(batch.lepton_pt, thresholds.lepton_pt, smoothing.pt_width), 1
     )
-    p1b, p2b = _region_probabilities(selected, selected * tag)
+    p1b, p2b = region_probabilities(selected, selected * tag)
     ht = jnp.sum(selected * dense["pt"], axis=-1)
     mbjj = _soft_mbjj(
         dense["pt"], dense["eta"], dense["phi"], dense["mass"], log_selected,
@@ -396,10 +375,10 @@ def soft_histograms(
     )  # fmt: skip
     n_samples = max(len(batch.samples), 1)
     return {
-        "4j1b": _kde_histogram(
+        "4j1b": sample_histograms(
             ht, batch.weight * one_lepton * p1b, batch.sample, n_samples, smoothing.bandwidth
         ),
-        "4j2b": _kde_histogram(
+        "4j2b": sample_histograms(
             mbjj, batch.weight * one_lepton * p2b, batch.sample, n_samples, smoothing.bandwidth
         ),
     }
@@ -408,7 +387,7 @@ def soft_histograms(
 # ---------------------------------------------------------------- figure of merit
 
 
-def _rebin(values: jax.Array) -> jax.Array:
+def rebin(values: jax.Array) -> jax.Array:
     """25 bins from 50 GeV → 11 bins from 110 GeV (the model's binning), last axis."""
     return values[..., 3:].reshape(*values.shape[:-1], -1, 2).sum(axis=-1)
 
@@ -423,7 +402,7 @@ def _rebinned_templates(thresholds, batch, corrector, smoothing):
 
     def one(jes):
         h = soft_histograms(thresholds, batch, corrector, jes, smoothing)
-        return jnp.stack([jnp.stack([_rebin(h[r][0]), _rebin(h[r][1])]) for r in ("4j1b", "4j2b")])
+        return jnp.stack([jnp.stack([rebin(h[r][0]), rebin(h[r][1])]) for r in ("4j1b", "4j2b")])
 
     stacked = jax.vmap(one)(jnp.asarray(JES_VALUES))  # [jes, region, kind, sample, bins]
     return stacked[:, :, 0], stacked[:, :, 1]
@@ -475,8 +454,6 @@ def fisher_uncertainty(
 ) -> jax.Array:
     regions = ("4j1b", "4j2b")
     n_bins = templates[("ttbar", "4j1b", 0.0)][0].shape[0]
-    # parameters: μ, lumi, JES, ME, PS, then γ per bin and region
-    n = 5 + 2 * n_bins
 
     def expected(x):
         mu = evm.Parameter(x[0])
@@ -524,9 +501,7 @@ def fisher_uncertainty(
             + 0.5 * jnp.sum(((gamma - 1.0) / jnp.maximum(relative, 1e-6)) ** 2)
         )
 
-    hessian = jax.hessian(nll)(x0)
-    covariance = jnp.linalg.inv(hessian + 1e-12 * jnp.eye(n))
-    return jnp.sqrt(covariance[0, 0])
+    return soft.cramer_rao_uncertainty(nll, x0)[0]
 
 
 def _apply(modifiers, nominal):

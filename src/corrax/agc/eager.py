@@ -38,22 +38,22 @@ import jax.numpy as jnp
 import numpy as np
 import vector.backends.awkward as vector_awkward
 
+from .. import soft
 from .differentiable import (
     JES_VALUES,
     MAX_JETS,
     MAX_LEPTONS,
     Smoothing,
     Thresholds,
-    _exactly_one,
-    _kde_histogram,
-    _rebin,
-    _region_probabilities,
     add_template,
     concatenate_samples,
     fisher_uncertainty,
     jet_columns,
     lepton_columns,
     read_datasets,
+    rebin,
+    region_probabilities,
+    sample_histograms,
 )
 
 __all__ = ["EagerBatch", "load_eager_batch", "soft_histograms", "ttbar_norm_uncertainty"]
@@ -188,15 +188,15 @@ def soft_histograms(
     leptons = batch.leptons
     lepton_p = leptons.ok * _sigmoid((leptons.pt - thresholds.lepton_pt) / smoothing.pt_width)
 
-    one_lepton = _exactly_one(_padded(lepton_p, MAX_LEPTONS))
-    p1b, p2b = _region_probabilities(_padded(selected, MAX_JETS), _padded(tagged, MAX_JETS))
+    one_lepton = soft.exactly(_padded(lepton_p, MAX_LEPTONS), 1)
+    p1b, p2b = region_probabilities(_padded(selected, MAX_JETS), _padded(tagged, MAX_JETS))
     ht = ak.to_jax(ak.sum(selected * pt, axis=1))
     mbjj = ak.to_jax(_soft_mbjj(jets, log_selected, tag_z, smoothing.trijet_temperature))
     weight = ak.to_jax(batch.weight) * one_lepton
     n_samples = len(batch.samples)
     return {
-        "4j1b": _kde_histogram(ht, weight * p1b, batch.sample, n_samples, smoothing.bandwidth),
-        "4j2b": _kde_histogram(mbjj, weight * p2b, batch.sample, n_samples, smoothing.bandwidth),
+        "4j1b": sample_histograms(ht, weight * p1b, batch.sample, n_samples, smoothing.bandwidth),
+        "4j2b": sample_histograms(mbjj, weight * p2b, batch.sample, n_samples, smoothing.bandwidth),
     }
 
 
@@ -214,7 +214,5 @@ def ttbar_norm_uncertainty(
         histograms = soft_histograms(thresholds, batch, corrector, jes, smoothing)
         for region, (contents, variances) in histograms.items():
             for k, name in enumerate(batch.samples):
-                add_template(
-                    templates, name, region, jes, _rebin(contents[k]), _rebin(variances[k])
-                )
+                add_template(templates, name, region, jes, rebin(contents[k]), rebin(variances[k]))
     return fisher_uncertainty(templates)

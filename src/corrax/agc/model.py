@@ -20,9 +20,17 @@ Systematics, the same in both libraries so that the fits agree:
   (pyhf ``staterror``; in evermore a ``Parameter`` scaling every sample and a
   ``Normal(1, σ)`` constraint).
 
-``fit`` returns the maximum-likelihood ``ttbar_norm`` and its uncertainty (inverse
-Hessian) and ``asimov_significance`` the expected discovery significance
-``√q₀`` on Asimov data (``ttbar_norm = 1``, nuisances at 0).
+``evermore_fit`` returns the maximum-likelihood ``ttbar_norm`` and its uncertainty
+(inverse Hessian); ``expected_uncertainty`` the expected σ(ttbar_norm) on Asimov data
+(``ttbar_norm = 1``, nuisances at 0; every nuisance profiled through the Fisher
+information), the figure of merit of the optimisation. No discovery significance
+is computed: ttbar is 75–95 % of every bin, so the background-only fit behind
+``√q₀`` drives the normalisation nuisances to their bounds and is ill-posed.
+
+Bins that are empty in every sample leave their MC-statistics γ without effect;
+such a γ gets a unit-width constraint (it then decouples from every other
+parameter, as if absent, which is what pyhf does), so small samples never give a
+singular Hessian.
 """
 
 from __future__ import annotations
@@ -45,6 +53,7 @@ __all__ = [
     "evermore_fit",
     "expected_uncertainty",
     "hard_figures",
+    "pyhf_expected_uncertainty",
     "pyhf_fit",
 ]
 
@@ -144,11 +153,10 @@ def build_templates(histograms: Mapping[str, Any]) -> Templates:
 
 @dataclass
 class FitResult:
-    """Maximum-likelihood ``ttbar_norm`` ± uncertainty, and the expected significance."""
+    """Maximum-likelihood ``ttbar_norm`` ± uncertainty (inverse Hessian)."""
 
     ttbar_norm: float
     uncertainty: float
-    asimov_significance: float
     library: str
 
 
@@ -233,10 +241,10 @@ def negative_log_likelihood(
     constraint = evm.pdf.Normal(mean=0.0, width=1.0).log_prob(x[1:first_stat]).sum()
     for channel in CHANNELS:
         rel = _relative_stat_error(templates, channel)
-        used = rel > 0  # empty bins: γ unconstrained and without effect, as in pyhf
+        # empty bins: γ has no effect; a unit width decouples it (see the module docstring)
+        width = np.where(rel > 0, rel, 1.0)
         gamma = x[layout[f"staterror_{channel}"]]
-        width = np.where(used, rel, 1.0)
-        terms = evm.pdf.Normal(mean=1.0, width=width).log_prob(jnp.where(used, gamma, 1.0))
+        terms = evm.pdf.Normal(mean=1.0, width=width).log_prob(gamma)
         constraint = constraint + terms.sum()
     return nll - constraint
 
@@ -305,13 +313,6 @@ class _Compiled:
         hessian = np.asarray(self.hessian(jnp.asarray(x), data))
         return float(np.sqrt(np.linalg.inv(hessian)[0, 0]))
 
-    def asimov_significance(self) -> float:
-        nominal = self.nominal()
-        asimov = {k: np.asarray(v) for k, v in self.expected(jnp.asarray(nominal)).items()}
-        free = float(self.value_and_grad(jnp.asarray(nominal), asimov)[0])
-        _, background = self.minimise(asimov, fixed_mu=0.0)
-        return float(np.sqrt(max(2.0 * (background - free), 0.0)))
-
     def expected_uncertainty(self) -> float:
         nominal = self.nominal()
         asimov = {k: np.asarray(v) for k, v in self.expected(jnp.asarray(nominal)).items()}
@@ -321,11 +322,11 @@ class _Compiled:
 def _fit(compiled: _Compiled, data: Mapping[str, Any]) -> FitResult:
     x, _ = compiled.minimise(data)
     sigma = compiled.uncertainty(x, data)
-    return FitResult(float(x[0]), sigma, compiled.asimov_significance(), "evermore")
+    return FitResult(float(x[0]), sigma, "evermore")
 
 
 def evermore_fit(templates: Templates, data: Mapping[str, Any] | None = None) -> FitResult:
-    """Fit with evermore (JAX): ``ttbar_norm`` ± √(H⁻¹)₀₀ and the Asimov significance."""
+    """Fit with evermore (JAX): ``ttbar_norm`` ± √(H⁻¹)₀₀."""
     return _fit(_Compiled(templates), templates.data if data is None else data)
 
 
@@ -400,45 +401,63 @@ def _numerical_hessian(model: Any, data: np.ndarray, x: np.ndarray) -> np.ndarra
     return hessian
 
 
+def _pyhf_model(templates: Templates) -> Any:
+    """The same model in pyhf (pyhf's global backend is left as it is)."""
+    import pyhf
+
+    return pyhf.Model(
+        pyhf_spec(templates),
+        poi_name="ttbar_norm",
+        modifier_settings={
+            "normsys": {"interpcode": "code1"},
+            "histosys": {"interpcode": "code4p"},
+        },
+    )
+
+
+def _poi_uncertainty(hessian: np.ndarray, poi: int) -> float:
+    """√(H⁻¹)_poi over the parameters the likelihood constrains (pyhf keeps the γ of
+    empty bins, whose rows are zero: they are left out, as they decouple)."""
+    keep = np.flatnonzero(np.abs(np.diag(hessian)) > 0)
+    inverse = np.linalg.inv(hessian[np.ix_(keep, keep)])
+    position = int(np.flatnonzero(keep == poi)[0])
+    return float(np.sqrt(inverse[position, position]))
+
+
 def pyhf_fit(templates: Templates) -> FitResult:
-    """The same fit with pyhf (numpy backend, Minuit): ``ttbar_norm`` and its
-    uncertainty from the Hessian of pyhf's own −log L by central differences (Minuit's
-    HESSE was unreliable here with this many staterror parameters)."""
+    """The same fit with pyhf (Minuit): ``ttbar_norm`` and its uncertainty from the
+    Hessian of pyhf's own −log L by central differences (Minuit's HESSE was
+    unreliable here with this many staterror parameters)."""
     import pyhf
 
     _require_x64()
-
-    def build() -> Any:
-        return pyhf.Model(
-            pyhf_spec(templates),
-            poi_name="ttbar_norm",
-            modifier_settings={
-                "normsys": {"interpcode": "code1"},
-                "histosys": {"interpcode": "code4p"},
-            },
-        )
-
-    pyhf.set_backend("numpy", pyhf.optimize.minuit_optimizer(tolerance=1e-6))
-    model = build()
+    model = _pyhf_model(templates)
     bounds = model.config.suggested_bounds()
     bounds[model.config.poi_index] = (0.0, 10.0)
     observed = np.concatenate([templates.data[c] for c in CHANNELS])
     data = np.concatenate([observed, model.config.auxdata])
-    fitted = pyhf.infer.mle.fit(data, model, par_bounds=bounds)
+    # pyhf's optimizer objects used directly, without pyhf.set_backend (global state);
+    # Minuit first, scipy where Minuit does not converge (small samples)
+    init = model.config.suggested_init()
+    optimizers = (pyhf.optimize.minuit_optimizer(tolerance=1e-6), pyhf.optimize.scipy_optimizer())
+    for optimizer in optimizers:
+        try:
+            fitted = optimizer.minimize(pyhf.infer.mle.twice_nll, data, model, init, bounds)
+            break
+        except pyhf.exceptions.FailedMinimization:
+            if optimizer is optimizers[-1]:
+                raise
     poi = model.config.poi_index
+    sigma = _poi_uncertainty(_numerical_hessian(model, data, fitted), poi)
+    return FitResult(float(fitted[poi]), sigma, "pyhf")
 
-    sigma = float(np.sqrt(np.linalg.inv(_numerical_hessian(model, data, fitted))[poi, poi]))
 
-    pyhf.set_backend("numpy", pyhf.optimize.minuit_optimizer(tolerance=1e-6))
-    asimov = model.expected_data(model.config.suggested_init())
-    try:
-        free = pyhf.infer.mle.fit(asimov, model, par_bounds=bounds, return_fitted_val=True)[1]
-        background = pyhf.infer.mle.fixed_poi_fit(
-            0.0, asimov, model, par_bounds=bounds, return_fitted_val=True
-        )[1]
-        significance = float(np.sqrt(max(float(background - free), 0.0)))
-    except pyhf.exceptions.FailedMinimization:
-        # the background-only fit of a ttbar-dominated sample pulls nuisances to their
-        # bounds; Minuit may not converge there
-        significance = float("nan")
-    return FitResult(float(fitted[poi]), sigma, significance, "pyhf")
+def pyhf_expected_uncertainty(templates: Templates) -> float:
+    """The expected σ(ttbar_norm) computed with pyhf: the inverse of the central-
+    difference Hessian of pyhf's −log L at its Asimov point (nominal parameters,
+    Asimov data with auxiliary data) — the cross-check of ``expected_uncertainty``."""
+    _require_x64()
+    model = _pyhf_model(templates)
+    init = np.asarray(model.config.suggested_init(), dtype=np.float64)
+    asimov = np.asarray(model.expected_data(init), dtype=np.float64)
+    return _poi_uncertainty(_numerical_hessian(model, asimov, init), model.config.poi_index)

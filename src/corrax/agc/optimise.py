@@ -4,8 +4,10 @@ The objective is the expected uncertainty on ``ttbar_norm`` of the differentiabl
 analysis (``corrax.agc.differentiable``), computed on the even-numbered events; the
 nuisance parameters (luminosity, JES, ttbar ME/PS, MC statistics) are profiled in
 the Cramér–Rao sense (the inverse Hessian of −log L includes them). Adam updates the
-thresholds in units of ``SCALES``; after each step they are clipped to ``BOUNDS``
-(below them the generated sample's skim would bias the result). The hard analysis
+thresholds in units of ``SCALES``; after each step they are projected back into the
+box ``BOUNDS`` (optax's ``projection_box``; below the lower bounds the generated
+sample's skim would bias the result). A threshold that ends on a bound is an
+optimum of the box, not of the analysis: the summary flags it (``at_bound``). The hard analysis
 is then re-run with the default and the optimised thresholds on the odd-numbered
 events, which the optimisation never saw.
 """
@@ -97,6 +99,8 @@ def optimise(
 
     value_and_grad = jax.value_and_grad(lambda z: objective(thresholds_of(z)))
     z = {k: jnp.asarray(0.0) for k in origin}
+    lower = {k: (BOUNDS[k][0] - origin[k]) / SCALES[k] for k in origin}
+    upper = {k: (BOUNDS[k][1] - origin[k]) / SCALES[k] for k in origin}
     optimiser = optax.adam(learning_rate)
     state = optimiser.init(z)
     history = []
@@ -105,12 +109,7 @@ def optimise(
         history.append({**thresholds_of(z).as_dict(), "objective": float(value)})
         updates, state = optimiser.update(gradient, state)
         z = optax.apply_updates(z, updates)
-        z = {  # project back into the allowed range
-            k: jnp.clip(
-                v, (BOUNDS[k][0] - origin[k]) / SCALES[k], (BOUNDS[k][1] - origin[k]) / SCALES[k]
-            )
-            for k, v in z.items()
-        }
+        z = optax.projections.projection_box(z, lower, upper)  # back into the box
     return Trajectory(history)
 
 

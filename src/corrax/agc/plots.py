@@ -8,7 +8,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -146,22 +146,22 @@ def trajectory(steps: list[Mapping[str, float]], path: str | Path) -> Path:
     return path
 
 
-def before_after(held_out: Mapping[str, Mapping[str, Any]], path: str | Path) -> Path:
-    """Hard-cut results on the held-out events: AGC default vs optimised thresholds."""
+def before_after(replicas: Sequence[Mapping[str, Any]], path: str | Path) -> Path:
+    """Held-out expected σ(ttbar_norm) with the AGC's default and the optimised hard
+    cuts, one pair of bars per replica (``{"label", "default", "optimised"}``)."""
     plt = _pyplot()
-    fig, axes = plt.subplots(1, 2, figsize=(14, 6))
-    labels = list(held_out)
-    for ax, key, title in zip(
-        axes,
-        ("expected_uncertainty", "expected_significance"),
-        ("expected σ(ttbar_norm)", "expected significance 1/σ (Asimov)"),
-        strict=True,
-    ):
-        values = [held_out[label][key] for label in labels]
-        ax.bar(labels, values, color=["C0", "C2"])
-        for i, value in enumerate(values):
-            ax.text(i, value, f"{value:.4g}", ha="center", va="bottom", fontsize=16)
-        ax.set_title(f"{title}\n(hard cuts, held-out events)", fontsize=16)
+    fig, ax = plt.subplots(figsize=(max(7, 3.5 * len(replicas)), 6))
+    for i, replica in enumerate(replicas):
+        for offset, key, colour in ((-0.2, "default", "C0"), (0.2, "optimised", "C2")):
+            value = replica[key]
+            if not isinstance(value, float):
+                continue  # not computable: said so in the summary
+            ax.bar(i + offset, value, width=0.38, color=colour, label=key if i == 0 else None)
+            ax.text(i + offset, value, f"{value:.4g}", ha="center", va="bottom", fontsize=13)
+    ax.set_xticks(range(len(replicas)), [r["label"] for r in replicas])
+    ax.set_ylabel("expected σ(ttbar_norm), Asimov")
+    ax.set_title("hard cuts on held-out events", fontsize=16)
+    ax.legend()
     fig.tight_layout()
     path = Path(path)
     fig.savefig(path, dpi=80)

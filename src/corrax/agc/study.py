@@ -4,18 +4,20 @@ held-out hard-cut comparison, plots (see ``differentiable`` and ``optimise``).""
 from __future__ import annotations
 
 import contextlib
+import pickle
 import time
 from typing import Any
 
 import jax
+import numpy as np
 
 from . import model, plots
 from .analysis import Analysis, Cuts, JetSystematics
 from .differentiable import Smoothing, Thresholds, load_batch, ttbar_norm_uncertainty
-from .optimise import as_cuts, gradient_check, optimise, rounded
+from .optimise import BOUNDS, SCALES, as_cuts, gradient_check, optimise, rounded
 from .processor import run
 
-__all__ = ["TRAINING_SAMPLES", "differentiable_stage", "hard_result"]
+__all__ = ["FIGURE_OF_MERIT", "TRAINING_SAMPLES", "differentiable_stage", "hard_result"]
 
 # differentiable sample name → dataset of the generated fileset
 TRAINING_SAMPLES = {
@@ -38,80 +40,167 @@ def training_datasets(fileset: dict[str, Any]) -> dict[str, tuple[list[str], flo
     }
 
 
-def hard_result(histograms: dict[str, Any]) -> dict[str, float]:
-    """Hard-cut figures of merit: expected σ(ttbar_norm) on Asimov data and the
-    expected significance in the Wald approximation, 1/σ (the quantity optimised);
-    the fit to the pseudodata (evermore); and √q₀ on Asimov data, whose
-    background-only fit pulls nuisances to their bounds here (ttbar dominates every
-    bin), so it is reported but not compared."""
-    fit, expected = model.hard_figures(model.build_templates(histograms))
+FIGURE_OF_MERIT = (
+    "expected σ(ttbar_norm) on Asimov data, every nuisance parameter profiled through "
+    "the Fisher information (Cramér–Rao)"
+)
+
+
+def hard_result(histograms: dict[str, Any]) -> dict[str, Any]:
+    """Hard-cut figures on ``histograms``: the figure of merit (evermore, and pyhf's
+    value on the same templates) and the fit to the pseudodata. A figure that cannot
+    be computed is reported as ``{"error": ...}``; the others are still given."""
+    templates = model.build_templates(histograms)
+    result: dict[str, Any] = {}
+    for key, compute in (
+        ("expected_uncertainty", lambda: model.expected_uncertainty(templates)),
+        ("pyhf_expected_uncertainty", lambda: model.pyhf_expected_uncertainty(templates)),
+        ("fit", lambda: vars(model.evermore_fit(templates))),
+    ):
+        try:
+            result[key] = compute()
+        except (ArithmeticError, ValueError, np.linalg.LinAlgError) as error:
+            result[key] = {"error": f"{type(error).__name__}: {error}"}
+    return result
+
+
+def _at_bound(thresholds: dict[str, float]) -> dict[str, dict[str, Any]]:
+    """Each threshold with a flag saying whether it sits on its box's bound (within
+    1e-3 of its optimisation scale: there the optimum is the bound, not a minimum)."""
+    out = {}
+    for name, value in thresholds.items():
+        low, high = BOUNDS[name]
+        tolerance = 1e-3 * SCALES[name]
+        out[name] = {
+            "value": value,
+            "at_bound": bool(value <= low + tolerance or value >= high - tolerance),
+            "bounds": [low, high],
+        }
+    return out
+
+
+def _replica_statistics(replicas: list[dict[str, Any]]) -> dict[str, Any]:
+    """Mean and spread (standard deviation over replicas, and of the mean) of the
+    relative change of the held-out σ, and whether the gain exceeds 3× its spread."""
+    changes = [
+        r["optimised"] / r["default"] - 1.0
+        for r in replicas
+        if isinstance(r.get("default"), float) and isinstance(r.get("optimised"), float)
+    ]
+    if not changes:
+        return {"replicas": 0}
+    mean = float(np.mean(changes))
+    if len(changes) < 2:
+        return {"replicas": 1, "mean_relative_change": mean, "spread": None, "significant": None}
+    spread = float(np.std(changes, ddof=1))
     return {
-        "expected_uncertainty": expected,
-        "expected_significance": 1.0 / expected,
-        "ttbar_norm": fit.ttbar_norm,
-        "uncertainty": fit.uncertainty,
-        "asimov_significance_q0": fit.asimov_significance,
+        "replicas": len(changes),
+        "mean_relative_change": mean,
+        "spread": spread,
+        "error_of_mean": spread / np.sqrt(len(changes)),
+        "significant": bool(-mean > 3 * spread),
     }
+
+
+def _replica(
+    args: Any,
+    fileset: dict[str, Any],
+    analysis: Analysis,
+    corrector: Any,
+    smoothing: Smoothing,
+    train_split: str,
+    label: str,
+    timings: dict[str, float],
+) -> dict[str, Any]:
+    """Optimise on one half of the events (``train_split``), compare default and
+    optimised hard cuts on the other half."""
+    held_split = "odd" if train_split == "even" else "even"
+    start = time.perf_counter()
+    train = load_batch(training_datasets(fileset), split=train_split)
+    held_out = load_batch(training_datasets(fileset), split=held_split)
+    default = Thresholds()
+    result: dict[str, Any] = {"label": label, "train": train_split, "held_out": held_split}
+    result["gradient_check"] = gradient_check(default, train, corrector, smoothing)
+    timings[f"gradient_check_{label}"] = time.perf_counter() - start
+    start = time.perf_counter()
+    trajectory = optimise(
+        train, corrector, default, args.steps, smoothing=smoothing, progress=not args.quiet
+    )
+    timings[f"optimisation_{label}"] = time.perf_counter() - start
+    best = rounded(trajectory.best)
+    result["trajectory"] = trajectory.steps
+    result["optimised_thresholds"] = best
+    result["soft_objective"] = {
+        name: {
+            "train": float(ttbar_norm_uncertainty(Thresholds(**t), train, corrector, smoothing)),
+            "held_out": float(
+                ttbar_norm_uncertainty(Thresholds(**t), held_out, corrector, smoothing)
+            ),
+        }
+        for name, t in (("default", default.as_dict()), ("optimised", best))
+    }
+    start = time.perf_counter()
+    result["hard"] = {}
+    for cuts_label, cuts in (("default", Cuts()), ("optimised", as_cuts(best))):
+        options = {"real": analysis.real, "systematics": analysis.systematics}
+        held = Analysis(**options, cuts=cuts, split=held_split)
+        output = run(fileset, held, args.executor, args.workers, args.chunksize)
+        histograms = {r: output[r] for r in ("4j1b", "4j2b")}
+        result["hard"][cuts_label] = {"cuts": vars(cuts), **hard_result(histograms)}
+        result["hard"][cuts_label]["histograms"] = histograms
+    timings[f"held_out_hard_{label}"] = time.perf_counter() - start
+    return result
 
 
 def differentiable_stage(
     args: Any, fileset: dict[str, Any], analysis: Analysis, timings: dict[str, float]
 ) -> dict[str, Any]:
+    """Replicas of (optimise on one half, evaluate on the other): ``--replicas`` of
+    them, the first trained on the even events, the second on the odd ones (the
+    halves swapped). Writes the first replica's held-out histograms and plots."""
     device = jax.devices(args.device)[0] if args.device else None
     context = jax.default_device(device) if device is not None else contextlib.nullcontext()
     corrector = JetSystematics(analysis.real).corrector
     smoothing = Smoothing()
-    result: dict[str, Any] = {
-        "smoothing": vars(smoothing),
-        "device": str(device or jax.devices()[0]),
-    }
+    splits = [("even", "even_trained"), ("odd", "odd_trained")][: max(1, args.replicas)]
     with context:
-        start = time.perf_counter()
-        train = load_batch(training_datasets(fileset), split="even")
-        held_out = load_batch(training_datasets(fileset), split="odd")
-        default = Thresholds()
-        result["objective_default"] = {
-            "train": float(ttbar_norm_uncertainty(default, train, corrector, smoothing)),
-            "held_out": float(ttbar_norm_uncertainty(default, held_out, corrector, smoothing)),
-        }
-        result["gradient_check"] = gradient_check(default, train, corrector, smoothing)
-        timings["gradient_check"] = time.perf_counter() - start
-
-        start = time.perf_counter()
-        trajectory = optimise(
-            train, corrector, default, args.steps, smoothing=smoothing, progress=not args.quiet
-        )
-        timings["optimisation"] = time.perf_counter() - start
-        best = rounded(trajectory.best)
-        result["trajectory"] = trajectory.steps
-        result["optimised"] = best
-        result["objective_optimised"] = {
-            "train": float(ttbar_norm_uncertainty(Thresholds(**best), train, corrector, smoothing)),
-            "held_out": float(
-                ttbar_norm_uncertainty(Thresholds(**best), held_out, corrector, smoothing)
-            ),
-        }
-
-    start = time.perf_counter()
-    held: dict[str, Any] = {}
-    for label, cuts in (("default", Cuts()), ("optimised", as_cuts(best))):
-        options = {
-            "real": analysis.real,
-            "systematics": analysis.systematics,
-            "cuts": cuts,
-            "split": "odd",
-        }
-        output = run(fileset, Analysis(**options), args.executor, args.workers, args.chunksize)
-        histograms = {r: output[r] for r in ("4j1b", "4j2b")}
-        held[label] = {"cuts": vars(cuts), **hard_result(histograms)}
+        replicas = [
+            _replica(args, fileset, analysis, corrector, smoothing, split, label, timings)
+            for split, label in splits
+        ]
+    first = replicas[0]
+    for cuts_label, entry in first["hard"].items():
+        histograms = entry["histograms"]
+        with open(args.output / f"held_out_{cuts_label}.pkl", "wb") as f:
+            pickle.dump(histograms, f)
         plots.stacked(
             histograms,
-            args.output / f"stacked_held_out_{label}.png",
-            title=f"(held-out, {label} cuts)",
+            args.output / f"stacked_held_out_{cuts_label}.png",
+            title=f"(held-out, {cuts_label} cuts)",
         )
-    timings["held_out_hard"] = time.perf_counter() - start
-    result["held_out_hard"] = held
-    plots.gradient_check(result["gradient_check"], args.output / "gradient_check.png")
-    plots.trajectory(trajectory.steps, args.output / "trajectory.png")
-    plots.before_after(held, args.output / "before_after.png")
-    return result
+    plots.gradient_check(first["gradient_check"], args.output / "gradient_check.png")
+    plots.trajectory(first["trajectory"], args.output / "trajectory.png")
+    sigmas = [
+        {
+            "label": r["label"],
+            "default": r["hard"]["default"]["expected_uncertainty"],
+            "optimised": r["hard"]["optimised"]["expected_uncertainty"],
+        }
+        for r in replicas
+    ]
+    plots.before_after(sigmas, args.output / "before_after.png")
+    for r in replicas:
+        for entry in r["hard"].values():
+            del entry["histograms"]
+    default = first["hard"]["default"]
+    return {
+        "smoothing": vars(smoothing),
+        "device": str(device or jax.devices()[0]),
+        "figure_of_merit": FIGURE_OF_MERIT,
+        "default_thresholds": _at_bound(Thresholds().as_dict()),
+        "optimised_thresholds": [_at_bound(r["optimised_thresholds"]) for r in replicas],
+        "held_out_sigma": sigmas,
+        **_replica_statistics(sigmas),
+        "pyhf_sigma_default": default["pyhf_expected_uncertainty"],
+        "replica_details": replicas,
+    }
