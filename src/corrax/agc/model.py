@@ -436,17 +436,12 @@ def pyhf_fit(templates: Templates) -> FitResult:
     bounds[model.config.poi_index] = (0.0, 10.0)
     observed = np.concatenate([templates.data[c] for c in CHANNELS])
     data = np.concatenate([observed, model.config.auxdata])
-    # pyhf's optimizer objects used directly, without pyhf.set_backend (global state);
-    # Minuit first, scipy where Minuit does not converge (small samples)
+    # pyhf's Minuit optimizer object used directly, without pyhf.set_backend (global
+    # state); where Minuit does not converge (small samples) pyhf raises
+    # FailedMinimization, reported by the caller rather than replaced by another minimum
+    optimizer = pyhf.optimize.minuit_optimizer(tolerance=1e-6)
     init = model.config.suggested_init()
-    optimizers = (pyhf.optimize.minuit_optimizer(tolerance=1e-6), pyhf.optimize.scipy_optimizer())
-    for optimizer in optimizers:
-        try:
-            fitted = optimizer.minimize(pyhf.infer.mle.twice_nll, data, model, init, bounds)
-            break
-        except pyhf.exceptions.FailedMinimization:
-            if optimizer is optimizers[-1]:
-                raise
+    fitted = optimizer.minimize(pyhf.infer.mle.twice_nll, data, model, init, bounds)
     poi = model.config.poi_index
     sigma = _poi_uncertainty(_numerical_hessian(model, data, fitted), poi)
     return FitResult(float(fitted[poi]), sigma, "pyhf")
