@@ -120,3 +120,25 @@ def category(input_name: str, mapping: dict, default: Any = None) -> dict[str, A
 
 
 FLOWS = ["clamp", "error", "wrap", 2.5, formula("x*x", ["x"])]
+
+
+def lwtnn(
+    inputs: list[tuple[str, float, float]],
+    layers: list[dict],
+    outputs: list[str],
+    expression: str,
+    variables: list[str],
+    parameters: list[float] | None = None,
+) -> dict[str, Any]:
+    """An lwtnn node, built with correctionlib's schema models: network inputs as
+    (name, offset, scale), lwtnn layer dicts, output names and the finalizer."""
+    from correctionlib import schemav2
+
+    opaque = schemav2.LWTNNSchema(
+        inputs=[schemav2.LWTNNInput(name=n, offset=o, scale=s) for n, o, s in inputs],
+        outputs=outputs,
+        layers=layers,
+    )
+    finalizer = schemav2.Formula.model_validate(formula(expression, variables, parameters))
+    node = schemav2.LWTNN(nodetype="lwtnn", opaque=opaque, finalizer=finalizer)
+    return node.model_dump(mode="json", exclude_unset=True)

@@ -65,6 +65,8 @@ _NAMES = {
     "rectified_legacy": "rectified_legacy",
 }
 WITH_ALPHA = frozenset({"elu", "leakyrelu", "swish"})
+# column blocks summed in the graph itself; wider layers loop over them
+_UNROLLED = 4
 _RECURRENT = ("lstm", "gru", "simplernn", "conv1d", "embedding")
 _COMPONENTS = frozenset({"i", "o", "c", "f", "z", "r", "h", "t", "carry"})
 # what std::istream >> double reads (boost converts every value's text with it)
@@ -375,7 +377,16 @@ def _parse(node: Any, inputs: Sequence[Any]) -> Network:
 # --- evaluation -------------------------------------------------------------------
 
 
-_separately_rounded = _formula.separately_rounded
+@jax.custom_jvp
+def _separately_rounded(product, zero):
+    """``product``, rounded before any addition (``formula.separately_rounded``),
+    differentiated as ``product`` (the bit manipulation has no derivative)."""
+    return _formula.separately_rounded(product, zero)
+
+
+@_separately_rounded.defjvp
+def _separately_rounded_jvp(primals, tangents):
+    return _separately_rounded(*primals), tangents[0]
 
 
 def _sigmoid(x, opaque):
@@ -454,18 +465,34 @@ def _matvec(x, weights, zero):
 
 
 def _summed(x, weights, zero, block: int):
+    """The rows of ``W x`` summed in blocks of ``block`` (4 or 1) columns, then the
+    remaining columns one by one; None for no rows."""
     if weights.shape[-2] == 0:
         return None
     n_in = weights.shape[-1]
-    products = [_separately_rounded(weights[..., i] * x[..., i, None], zero) for i in range(n_in)]
-    bound = n_in // 4 * 4 if block == 4 else 0
-    total = None
-    for i in range(0, bound, 4):
-        p = products[i : i + 4]
-        term = (p[0] + p[1]) + (p[2] + p[3])
-        total = term if total is None else total + term
-    for term in products[bound:]:
-        total = term if total is None else total + term
+    bound = n_in // block * block
+
+    def products(start, width: int) -> list:
+        columns = jax.lax.dynamic_slice_in_dim(x, start, width, axis=-1)
+        rows = jax.lax.dynamic_slice_in_dim(weights, start, width, axis=-1)
+        return [
+            _separately_rounded(rows[..., j] * columns[..., j, None], zero) for j in range(width)
+        ]
+
+    def term(start):
+        p = products(start, block)
+        return p[0] if block == 1 else (p[0] + p[1]) + (p[2] + p[3])
+
+    total = term(0) if bound else None
+    blocks = bound // block
+    if blocks > _UNROLLED:
+        # a loop: the graph (and compile time) stays small for wide layers
+        total = jax.lax.fori_loop(1, blocks, lambda b, t: t + term(b * block), total)
+    else:
+        for b in range(1, blocks):
+            total = total + term(b * block)
+    for p in products(bound, n_in - bound):
+        total = p if total is None else total + p
     return total
 
 
