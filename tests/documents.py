@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 from typing import Any
 
@@ -165,7 +166,7 @@ def random_lwtnn(seed: int, inputs: tuple[str, ...] = ("y", "k", "x")) -> dict[s
     rng = np.random.default_rng(seed)
     widths = [len(inputs), *rng.integers(1, 4, size=rng.integers(1, 3))]
     layers = []
-    for n_in, n_out in zip(widths[:-1], widths[1:], strict=True):
+    for n_in, n_out in itertools.pairwise(widths):
         activation = LWTNN_ACTIVATIONS[rng.integers(len(LWTNN_ACTIVATIONS))]
         layers.append(
             {
