@@ -549,8 +549,8 @@ def network(layers: Sequence[Layer], params: dict[str, Any], x, opaque: Callable
 
     ``params`` leaves have the leading instance axis R.
     """
-    # +0.0 per element, which the compiler cannot prove (the tables may be constants
-    # to it, an element's input is not); non-finite inputs give NaN outputs anyway
+    # +0.0 per element that the compiler cannot prove to be zero (the tables may be
+    # constants to it, an element's input is not): x - x, or 0.0 where x is not finite
     first = x[..., :1]
     zero = jnp.where(jnp.isfinite(first), first - first, 0.0)[..., None, :]
     n_instances = params["offset"].shape[0]
