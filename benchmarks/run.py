@@ -66,6 +66,7 @@ if __name__ == "__main__":
 
 import argparse
 import datetime
+import itertools
 import json
 import pathlib
 import platform
@@ -107,7 +108,7 @@ class Case:
     """One benchmark: how to load the correction in both libraries, and its inputs."""
 
     name: str
-    kind: str  # "table", "formula", "compound", "shape" or "prng" (no ratio target)
+    kind: str  # "table", "formula", "compound", "shape", "prng" or "lwtnn" (no ratio target)
     load: Loader
     args: Args
 
@@ -188,6 +189,44 @@ def _binning(rng: np.random.Generator, nbins: int) -> dict:
     }
 
 
+def _lwtnn(rng: np.random.Generator) -> dict:
+    """Like correctionlib's lwtnn example: log10(pt), log10(iso) into a 4-32-32-4 ReLU
+    network with softmax outputs, and a ratio of them as the finalizer."""
+    names, widths = ["pt", "eta", "phi", "iso"], [4, 32, 32, 4]
+    layers = [
+        {
+            "architecture": "dense",
+            "weights": _rounded(rng.normal(0.0, 1.0 / np.sqrt(n_in), n_in * n_out)),
+            "bias": _rounded(rng.normal(0.0, 0.1, n_out)),
+            "activation": "softmax" if n_out == 4 else "rectified",
+        }
+        for n_in, n_out in itertools.pairwise(widths)
+    ]
+    node: dict = {
+        "nodetype": "lwtnn",
+        "opaque": {
+            "inputs": [{"name": n, "offset": 0.0, "scale": 1.0} for n in names],
+            "layers": layers,
+            "outputs": ["p11", "p10", "p01", "p00"],
+        },
+        "finalizer": {
+            "nodetype": "formula",
+            "expression": "(x[2]+x[3] > 0) * (x[1]+x[3]) / max(x[2]+x[3], 1e-10)",
+            "parser": "TFormula",
+            "variables": ["p00", "p01", "p10", "p11"],
+        },
+    }
+    for name, floor in (("iso", "1e-6"), ("pt", "1e-4")):
+        rule = {
+            "nodetype": "formula",
+            "expression": f"log10(max(x, {floor}))",
+            "parser": "TFormula",
+            "variables": [name],
+        }
+        node = {"nodetype": "transform", "input": name, "rule": rule, "content": node}
+    return node
+
+
 def synthetic_cases(n: int, rng: np.random.Generator) -> list[Case]:
     pt = rng.uniform(5.0, 1200.0, n)  # includes both flows (clamped)
     eta = rng.uniform(-3.0, 3.0, n)
@@ -217,6 +256,12 @@ def synthetic_cases(n: int, rng: np.random.Generator) -> list[Case]:
             [flavour, eta, pt],
         ),
         ("Formula (4 params)", "formula", _document("b", real, formula), [jet_pt]),
+        (
+            "lwtnn 4-32-32-4 (ReLU, softmax)",
+            "lwtnn",
+            _document("b", [(v, "real") for v in ("pt", "eta", "phi", "iso")], _lwtnn(rng)),
+            [jet_pt, eta, rng.uniform(-np.pi, np.pi, n), 10 ** rng.uniform(-7.0, 1.0, n)],
+        ),
     ]
     return [Case(name, kind, _text_loader(text, "b"), args) for name, kind, text, args in docs]
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 from typing import Any
 
@@ -120,3 +121,61 @@ def category(input_name: str, mapping: dict, default: Any = None) -> dict[str, A
 
 
 FLOWS = ["clamp", "error", "wrap", 2.5, formula("x*x", ["x"])]
+
+
+def lwtnn(
+    inputs: list[tuple[str, float, float]],
+    layers: list[dict],
+    outputs: list[str],
+    expression: str,
+    variables: list[str],
+    parameters: list[float] | None = None,
+) -> dict[str, Any]:
+    """An lwtnn node, built with correctionlib's schema models: network inputs as
+    (name, offset, scale), lwtnn layer dicts, output names and the finalizer."""
+    from correctionlib import schemav2
+
+    opaque = schemav2.LWTNNSchema(
+        inputs=[schemav2.LWTNNInput(name=n, offset=o, scale=s) for n, o, s in inputs],
+        outputs=outputs,
+        layers=layers,
+    )
+    finalizer = schemav2.Formula.model_validate(formula(expression, variables, parameters))
+    node = schemav2.LWTNN(nodetype="lwtnn", opaque=opaque, finalizer=finalizer)
+    return node.model_dump(mode="json", exclude_unset=True)
+
+
+LWTNN_ACTIVATIONS = [
+    "linear",
+    "sigmoid",
+    "rectified",
+    "softmax",
+    "tanh",
+    "hard_sigmoid",
+    "elu",
+    "abs",
+    {"function": "leakyrelu", "alpha": 0.1},
+    {"function": "swish", "alpha": 0.8},
+]
+
+
+def random_lwtnn(seed: int, inputs: tuple[str, ...] = ("y", "k", "x")) -> dict[str, Any]:
+    """A small random lwtnn node (one or two dense layers) on ``inputs``."""
+    import numpy as np
+
+    rng = np.random.default_rng(seed)
+    widths = [len(inputs), *rng.integers(1, 4, size=rng.integers(1, 3))]
+    layers = []
+    for n_in, n_out in itertools.pairwise(widths):
+        activation = LWTNN_ACTIVATIONS[rng.integers(len(LWTNN_ACTIVATIONS))]
+        layers.append(
+            {
+                "architecture": "dense",
+                "weights": [float(w) for w in rng.normal(0, 0.5, n_in * n_out)],
+                "bias": [float(b) for b in rng.normal(0, 1, n_out)],
+                "activation": activation,
+            }
+        )
+    spec = [(name, float(rng.normal()), float(rng.uniform(0.1, 1.0))) for name in inputs]
+    outputs = [f"o{i}" for i in range(widths[-1])]
+    return lwtnn(spec, layers, outputs, "x*[0]+1", outputs[:1], [float(rng.normal())])

@@ -4,7 +4,18 @@ from __future__ import annotations
 
 import jax
 import numpy as np
-from documents import INT, REAL, STRING, binning, category, document, formula, multibinning, text
+from documents import (
+    INT,
+    REAL,
+    STRING,
+    binning,
+    category,
+    document,
+    formula,
+    multibinning,
+    random_lwtnn,
+    text,
+)
 from documents import variables as make_variables
 from hypothesis import example, given
 from hypothesis import strategies as st
@@ -62,6 +73,7 @@ leaves = st.one_of(
         st.lists(numbers, min_size=2, max_size=2),
     ),
     st.just({"nodetype": "hashprng", "inputs": ["x", "k"], "distribution": "stdflat"}),
+    st.builds(random_lwtnn, st.integers(0, 2**16)),
 )
 
 

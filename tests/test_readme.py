@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import pathlib
 import re
 
@@ -58,6 +59,13 @@ def test_readme_snippets_run_and_agree_with_correctionlib(tmp_path, monkeypatch,
     want = muon.evaluate("2018_UL", np.array([0.3, 1.7]), np.array([35.0, 60.0]), "sf")
     np.testing.assert_array_equal(ns["weights"], want)
     assert isinstance(ns["lowered"], corrax.LoweredCorrection)
+    # the lwtnn snippet: correctionlib's values before, a lower loss after fine-tuning
+    nn = correctionlib.CorrectionSet.from_string(json.dumps(ns["nn_doc"]))["nn_sf"]
+    nn_inputs = (np.asarray(ns["nn_pt"]), np.asarray(ns["nn_eta"]))
+    np.testing.assert_allclose(
+        ns["nn_sf"].evaluate(*nn_inputs), nn.evaluate(*nn_inputs), rtol=1e-14
+    )
+    assert ns["nn_loss"](ns["tuned"]) < 0.1 * ns["nn_loss"](ns["nn_sf"].bind())
     # the NanoAOD snippet: jagged values equal correctionlib's on the same jets
     events = ns["events"]
     jets = events.Jet

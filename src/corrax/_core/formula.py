@@ -145,6 +145,20 @@ def true_divide(numerator, denominator):
     return numerator / denominator
 
 
+def separately_rounded(product, zero):
+    """``product``, rounded on its own before it is added to anything.
+
+    C++ rounds ``low + a * b`` twice; XLA on CPU contracts it into one fused
+    multiply-add (optimization barriers are removed before code generation). XOR-ing
+    the product's bits with those of ``zero`` (a +0.0 the compiler cannot prove to be
+    zero, e.g. ``x - x`` for a finite x) hides the product from that contraction.
+    """
+    unsigned = jnp.uint64 if product.dtype == jnp.float64 else jnp.uint32
+    bits = jax.lax.bitcast_convert_type(product, unsigned)
+    zero_bits = jax.lax.bitcast_convert_type(jnp.asarray(zero, product.dtype), unsigned)
+    return jax.lax.bitcast_convert_type(bits ^ zero_bits, product.dtype)
+
+
 def _where_bool(condition):
     return jnp.where(condition, 1.0, 0.0)
 

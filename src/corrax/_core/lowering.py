@@ -20,6 +20,7 @@ from correctionlib import schemav2
 
 from ..errors import InvalidDocumentError, MissingCategoryError
 from . import formula as _formula
+from . import lwtnn as _lwtnn
 from . import nodes
 
 # Fill values for padding stacked tables: +inf past the last edge keeps edges sorted
@@ -222,6 +223,14 @@ class Lowerer:
     def _lower_hashprng(self, node: schemav2.HashPRNG):
         indices = tuple(self._index(name) for name in node.inputs)
         return nodes.HashPRNG(indices, node.distribution), {}
+
+    def _lower_lwtnn(self, node: schemav2.LWTNN):
+        try:
+            network = _lwtnn.parse(node, self.correction.inputs)
+        except InvalidDocumentError as exc:
+            raise InvalidDocumentError(f"correction {self.correction.name!r}: {exc}") from None
+        structure = nodes.Lwtnn(network.inputs, network.layers, network.finalizer.tree)
+        return structure, network.params
 
 
 def lower_correction(

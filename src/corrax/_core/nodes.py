@@ -32,6 +32,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from . import formula as _formula
+from . import lwtnn as _lwtnn
 from . import relax as _relax
 from . import search as _search
 from .formula import true_divide
@@ -249,6 +250,42 @@ class HashPRNG(Node):
         return hashprng(seeds, self.distribution), None
 
 
+@dataclass(frozen=True)
+class Lwtnn(Node):
+    """An lwtnn feed-forward network and its finalizer formula (see ``_lwtnn``).
+
+    ``inputs``: the correction input of each network input; ``finalizer``: a formula
+    template whose variables are the network's outputs. params: ``{"offset": [R, n_in],
+    "scale": [R, n_in], "layers": (per layer {"weights", "bias", ...}), "finalizer":
+    [R, n_slots]}``.
+
+    With R > 1 instances every element is evaluated by all R networks and its own
+    picked (cost O(R) per element, no per-element copy of the weights).
+    """
+
+    inputs: tuple[int, ...]
+    layers: tuple[_lwtnn.Layer, ...]
+    finalizer: tuple
+
+    def evaluate(self, params, ctx, row):
+        x = jnp.stack([ctx.real(i) for i in self.inputs], axis=-1)
+        if ctx.live is not None:
+            # dead elements' values are discarded: a finite stand-in keeps an inf or
+            # NaN there out of the weights' gradients (0 * inf)
+            x = jnp.where(ctx.live[..., None], x, 0.0)
+        outputs = _lwtnn.network(self.layers, params, x, ctx.opaque)
+        if row is None:
+            outputs = outputs[..., 0, :]
+        else:
+            index = jnp.broadcast_to(row, outputs.shape[:-2])[..., None, None]
+            outputs = jnp.take_along_axis(outputs, index, axis=-2)[..., 0, :]
+        table = params["finalizer"]
+        slots = [take(table[:, k], row) for k in range(table.shape[1])]
+        variables = tuple(outputs[..., j] for j in range(outputs.shape[-1]))
+        value = _formula.evaluate_tree(self.finalizer, variables, slots, ctx.relax, ctx.opaque)
+        return value, None
+
+
 @functools.partial(jax.custom_jvp, nondiff_argnums=(0, 1))
 def _formula_value(tree, relax, one, live, columns, row, variables):
     """A formula's value with the slots of instance ``row``.
@@ -413,17 +450,10 @@ def _take2(table, row, index):
 
 
 def _separately_rounded(product, witness):
-    """``product``, rounded on its own before it is added to anything.
-
-    C++ rounds ``low + a * b`` twice; XLA on CPU contracts it into one fused
-    multiply-add (optimization barriers are removed before code generation). XOR-ing
-    the product's bits with those of ``witness - witness`` (+0.0 for finite witness,
-    which the compiler cannot assume) hides the product from that contraction.
-    """
-    unsigned = jnp.uint64 if product.dtype == jnp.float64 else jnp.uint32
-    bits = jax.lax.bitcast_convert_type(product, unsigned)
-    zero = jax.lax.bitcast_convert_type(witness - witness, unsigned)
-    return jax.lax.bitcast_convert_type(bits ^ zero, product.dtype)
+    """``product``, rounded on its own before it is added to anything (see
+    ``formula.separately_rounded``); ``witness`` is finite (``witness - witness`` is a
+    +0.0 the compiler cannot assume)."""
+    return _formula.separately_rounded(product, witness - witness)
 
 
 @dataclass(frozen=True)

@@ -16,6 +16,7 @@ from typing import Any
 
 from correctionlib import schemav2
 
+from .._core import lwtnn as _lwtnn
 from .._core.formula import formula_template
 from ..errors import InvalidDocumentError
 
@@ -107,6 +108,12 @@ class _Checker:
     def _visit_hashprng(self, node: schemav2.HashPRNG, where: str) -> None:
         for name in node.inputs:
             self.input(name, where, _NUMERIC, "a HashPRNG")
+
+    def _visit_lwtnn(self, node: schemav2.LWTNN, where: str) -> None:
+        try:
+            _lwtnn.parse(node, self.correction.inputs)
+        except InvalidDocumentError as exc:
+            raise self.fail(where, str(exc)) from None
 
 
 def validate_correction(correction: schemav2.Correction) -> None:
