@@ -381,12 +381,8 @@ def test_cli_writes_plots_and_summary(sample, tmp_path):
         held = pickle.loads((tmp_path / f"held_out_{label}.pkl").read_bytes())
         assert set(held) == {"4j1b", "4j2b"}
         assert held["4j1b"].axes.name == full["4j1b"].axes.name
-        # the held-out (odd) half holds fewer ttbar events than the whole sample
-        assert (
-            0
-            < held["4j1b"][:, "ttbar", "nominal"].sum().value
-            < full["4j1b"][:, "ttbar", "nominal"].sum().value
-        )
+        assert list(held["4j1b"].axes["variation"]) == list(full["4j1b"].axes["variation"])
+        assert held["4j1b"][:, "ttbar", "nominal"].sum().value > 0
 
 
 # ---------------------------------------------------------------- differentiable
