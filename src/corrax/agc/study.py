@@ -108,16 +108,16 @@ def _replica(
     analysis: Analysis,
     corrector: Any,
     smoothing: Smoothing,
+    halves: dict[str, Any],
     train_split: str,
     label: str,
     timings: dict[str, float],
 ) -> dict[str, Any]:
     """Optimise on one half of the events (``train_split``), compare default and
-    optimised hard cuts on the other half."""
+    optimised hard cuts on the other half (``halves``: the even and odd ``Batch``)."""
     held_split = "odd" if train_split == "even" else "even"
     start = time.perf_counter()
-    train = load_batch(training_datasets(fileset), split=train_split)
-    held_out = load_batch(training_datasets(fileset), split=held_split)
+    train, held_out = halves[train_split], halves[held_split]
     default = Thresholds()
     result: dict[str, Any] = {"label": label, "train": train_split, "held_out": held_split}
     result["gradient_check"] = gradient_check(default, train, corrector, smoothing)
@@ -164,8 +164,12 @@ def differentiable_stage(
     smoothing = Smoothing()
     splits = [("even", "even_trained"), ("odd", "odd_trained")][: max(1, args.replicas)]
     with context:
+        start = time.perf_counter()
+        datasets = training_datasets(fileset)
+        halves = {half: load_batch(datasets, split=half) for half in ("even", "odd")}
+        timings["load_batches"] = time.perf_counter() - start
         replicas = [
-            _replica(args, fileset, analysis, corrector, smoothing, split, label, timings)
+            _replica(args, fileset, analysis, corrector, smoothing, halves, split, label, timings)
             for split, label in splits
         ]
     first = replicas[0]
