@@ -21,8 +21,8 @@ from conftest import AGC_CORRECTIONS, CORRECTIONS_DIR, SHARED_DATA, require_shar
 
 pytest.importorskip("pythia8mc")
 
-from corrax.agc import Analysis, RealCorrections, generate, inputs, model
-from corrax.agc.analysis import BINS, histogram
+from corrax.agc import Analysis, RealCorrections, generate, inputs
+from corrax.agc.analysis import BINS
 from corrax.agc.corrections import JEC_FILE, JEC_NAMES, agc_systematics
 from corrax.agc.detector import BTAG_EFFICIENCY
 
@@ -265,77 +265,6 @@ def test_agc_file_list_fileset():
     raw = json.loads(listing.read_text())["ttbar"]["nominal"]["files"][0]
     assert list(entry["files"]) == [raw["path"]]
     assert entry["metadata"]["norm"] == pytest.approx((396.87 + 332.97) * 3378 / raw["nevts"])
-
-
-# ---------------------------------------------------------------- the model
-
-
-def _synthetic_histograms(mu_true=1.1):
-    """Smooth templates (deterministic): ttbar peaks, falling backgrounds, shape and
-    normalisation variations; the pseudodata inputs make the data μ_true · ttbar + W."""
-    centres = np.linspace(60.0, 540.0, 25)
-    shapes = {
-        "ttbar": 4000 * np.exp(-0.5 * ((centres - 250) / 80) ** 2),
-        "wjets": 900 * np.exp(-centres / 150),
-        "single_top_tW": 300 * np.exp(-0.5 * ((centres - 220) / 90) ** 2),
-        "single_top_t_chan": 120 * np.exp(-centres / 200),
-        "single_top_s_chan": 10 * np.exp(-centres / 200),
-    }
-    out = {}
-    for region, stretch in (("4j1b", 1.0), ("4j2b", 0.7)):
-        h = histogram()
-        for process, shape in shapes.items():
-            values = shape * stretch
-            tilt = 1 + 0.1 * (centres - 300) / 300
-
-            def fill(variation, contents, process=process, h=h):
-                h.fill(observable=centres, process=process, variation=variation, weight=contents)
-                # weight² sums: a fixed MC-statistics variance of 1 % of the content
-                h[:, process, variation] = np.stack([contents, 0.01 * contents], axis=-1)
-
-            fill("nominal", values)
-            fill("pt_scale_up", values * tilt)
-            fill("btag_var_0_up", values * 1.04)
-            fill("btag_var_0_down", values * 0.97)
-            if process == "ttbar":
-                fill("ME_var", values * mu_true)
-                fill("PS_var", values * mu_true)
-                fill("scaleup", values * 1.05 * tilt)
-                fill("scaledown", values * 0.95)
-        out[region] = h
-    return out
-
-
-def test_templates_rebin_and_symmetrise():
-    histograms = _synthetic_histograms()
-    templates = model.build_templates(histograms)
-    nominal = histograms["4j1b"][:, "ttbar", "nominal"].values()
-    rebinned = nominal[3:].reshape(11, 2).sum(axis=1)
-    np.testing.assert_allclose(templates.nominal["4j1b"]["ttbar"], rebinned)
-    up, down = templates.systematics["4j1b"]["ttbar"]["pt_scale"]
-    np.testing.assert_allclose(down, 2 * rebinned - up)
-    assert "ME_var" not in templates.systematics["4j1b"]["wjets"]
-
-
-def test_evermore_and_pyhf_agree():
-    templates = model.build_templates(_synthetic_histograms(mu_true=1.1))
-    ever = model.evermore_fit(templates)
-    ref = model.pyhf_fit(templates)
-    # the data are 1.1 · ttbar + W+jets (no single top): μ close to 1.1, both libraries equal
-    assert ever.ttbar_norm == pytest.approx(ref.ttbar_norm, rel=1e-3)
-    assert ever.uncertainty == pytest.approx(ref.uncertainty, rel=1e-3)
-    # the figure of merit: evermore's exact Hessian against pyhf's, at the Asimov point
-    assert model.expected_uncertainty(templates) == pytest.approx(
-        model.pyhf_expected_uncertainty(templates), rel=1e-3
-    )
-    assert 1.0 < ever.ttbar_norm < 1.2
-    # on data made from the model itself, the fit returns the injected normalisation
-    compiled = model._Compiled(templates)
-    truth = compiled.nominal()
-    truth[0] = 1.37
-    data = {k: np.asarray(v) for k, v in compiled.expected(truth).items()}
-    x, _ = compiled.minimise(data)
-    assert x[0] == pytest.approx(1.37, rel=1e-6)
 
 
 def test_cli_writes_plots_and_summary(sample, tmp_path):

@@ -1,42 +1,48 @@
-"""The AGC statistical model: evermore (differentiable), cross-checked with pyhf.
+"""The AGC statistical model, as cabinetry builds it from the AGC's configuration.
 
-HistFactory-style, as the AGC's cabinetry configuration: channels 4j1b (HT) and 4j2b
-(m_bjj), rebinned to 11 bins over 110–550 GeV; samples ttbar, W+jets, single top
-s-, t-channel and tW; POI ``ttbar_norm`` (a free normalisation of ttbar, bounds
-0–10); data = the AGC's pseudodata ((ttbar ME_var + ttbar PS_var)/2 + W+jets).
+One HistFactory model, written once with evermore (JAX) and used for the hard fit,
+the held-out evaluation and the differentiable figure of merit; ``pyhf_spec`` writes
+the same model as a pyhf workspace, the cross-check.
 
-Systematics, the same in both libraries so that the fits agree:
+As the AGC's ``cabinetry_config.yml``:
 
-* luminosity: ±3 % on every sample, ``κ^θ`` (evermore ``scale_log_symmetric``,
-  pyhf ``normsys`` code 1);
-* every template variation (jet pt scale and resolution, b-tag variations, W+jets
-  scale, ttbar scale, ME and PS variations, and the real-style ones present in the
-  histograms): vertical morphing with the smooth polynomial inside |θ| < 1 and linear
-  extrapolation outside (evermore ``morphing``, pyhf ``histosys`` code 4p, the same
-  function); one-sided variations are symmetrised, ``down = 2·nominal − up``, as
-  the AGC does;
-* MC statistics: one parameter γ per bin and channel multiplying every sample,
-  with a Gaussian constraint of mean 1 and relative width √(Σ variance)/Σ nominal
-  (pyhf ``staterror``; in evermore a ``Parameter`` scaling every sample and a
-  ``Normal(1, σ)`` constraint).
+* channels 4j1b (HT) and 4j2b (m_bjj), 11 bins over 110–550 GeV (``EDGES``;
+  ``rebin`` turns the analysis's 25 bins of 20 GeV into these); samples ``SAMPLES``;
+  POI ``ttbar_norm``, a free normalisation of ttbar (bounds 0–10); data: the AGC's
+  pseudodata, (ttbar ME_var + ttbar PS_var)/2 + W+jets;
+* luminosity: a ``normsys`` of 1.03 / 0.97 on every sample;
+* every systematic of ``SYSTEMATICS`` is ``NormPlusShape``: a yield-only ``normsys``
+  (κ = Σ variation / Σ nominal) and a shape-only ``histosys`` (the variation scaled to
+  the nominal yield), both on the same parameter; a one-sided variation is
+  symmetrised after the split, κ_down = 2 − κ_up and down = 2·nominal − up/κ_up (no
+  clipping); a sample with an empty nominal gets κ = 1 and nominal shapes;
+* MC statistics: one γ per bin and channel multiplying every sample, constrained by
+  a Gaussian of mean 1 and relative width √(Σ variances)/Σ nominal (pyhf
+  ``staterror``); the γ of a bin empty in every sample has no effect and gets a unit
+  width, which decouples it (pyhf leaves such γ out), so small samples never give a
+  singular Hessian.
 
-``evermore_fit`` returns the maximum-likelihood ``ttbar_norm`` and its uncertainty
-(inverse Hessian); ``expected_uncertainty`` the expected σ(ttbar_norm) on Asimov data
-(``ttbar_norm = 1``, nuisances at 0; every nuisance profiled through the Fisher
-information), the figure of merit of the optimisation. No discovery significance
+Interpolation as cabinetry's workspaces get it from pyhf's defaults: ``normsys``
+code 4 (polynomial inside |θ| < 1, exponential outside), ``histosys`` code 4p
+(polynomial inside, linear outside: evermore's ``morphing``).
+
+The real-style variations of ``RealCorrections`` (``jes_*``, ``jer_*``, lepton,
+pileup and b-tag scale-factor variations) stay in the histograms for anyone to use
+but are not in the model: JES and JER would count the AGC's ``pt_scale`` and
+``pt_res`` again, and the b-tag ones ``btag_var``; the model is the AGC's.
+
+``Templates`` is a JAX pytree, so the figure of merit ``expected_uncertainty`` (the
+Cramér–Rao σ(ttbar_norm) on Asimov data, every nuisance parameter profiled) is a
+differentiable function of the templates, hard or soft. No discovery significance
 is computed: ttbar is 75–95 % of every bin, so the background-only fit behind
 ``√q₀`` drives the normalisation nuisances to their bounds and is ill-posed.
-
-Bins that are empty in every sample leave their MC-statistics γ without effect;
-such a γ gets a unit-width constraint (it then decouples from every other
-parameter, as if absent, which is what pyhf does), so small samples never give a
-singular Hessian.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from dataclasses import dataclass, field
+import contextlib
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass
 from typing import Any
 
 import evermore as evm
@@ -44,133 +50,173 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from .. import soft
 from ..errors import PrecisionError
 
 __all__ = [
+    "CHANNELS",
+    "EDGES",
+    "LUMI",
+    "SAMPLES",
+    "SYSTEMATICS",
     "FitResult",
+    "Systematic",
     "Templates",
+    "asimov_data",
     "build_templates",
     "evermore_fit",
+    "expected_counts",
     "expected_uncertainty",
-    "hard_figures",
+    "fit_pyhf_model",
+    "minimise",
+    "negative_log_likelihood",
+    "nominal_parameters",
+    "norm_plus_shape",
+    "normsys_code4",
+    "parameter_names",
     "pyhf_expected_uncertainty",
     "pyhf_fit",
+    "pyhf_hessian",
+    "pyhf_jax_backend",
+    "pyhf_model",
+    "pyhf_spec",
+    "rebin",
+    "templates_from",
 ]
 
 SAMPLES = ("ttbar", "wjets", "single_top_s_chan", "single_top_t_chan", "single_top_tW")
 CHANNELS = ("4j1b", "4j2b")
-REBIN_FIRST, REBIN_GROUP = 3, 2  # 25 bins of 20 GeV from 50 → 11 bins of 40 GeV from 110
-LUMI_KAPPA = 1.03
-ONE_SIDED = ("pt_scale_up", "pt_res_up", "ME_var", "PS_var")
-TTBAR_ONLY = ("ME_var", "PS_var", "scaleup")
+EDGES = np.linspace(110.0, 550.0, 12)  # GeV
+LUMI = (1.03, 0.97)  # the luminosity normsys (hi, lo)
+_REBIN_FIRST, _REBIN_GROUP = 3, 2  # 25 bins of 20 GeV from 50 → 11 bins of 40 GeV from 110
 
 
-@dataclass
-class Templates:
-    """Rebinned histograms: per channel, nominal and (up, down) per sample and systematic.
+@dataclass(frozen=True)
+class Systematic:
+    """A NormPlusShape systematic: the histogram variations it is made of.
 
-    ``nominal[channel][sample]``, ``variance[channel][sample]``: shape (11,);
-    ``systematics[channel][sample][name] = (up, down)``; ``data[channel]``.
+    ``up``/``down``: variation names on the analysis histograms' ``variation`` axis
+    (``down=None``: symmetrised); ``samples``: the samples it acts on (None: all).
     """
 
-    nominal: dict[str, dict[str, np.ndarray]]
-    variance: dict[str, dict[str, np.ndarray]]
-    systematics: dict[str, dict[str, dict[str, tuple[np.ndarray, np.ndarray]]]]
-    data: dict[str, np.ndarray]
-    names: list[str] = field(default_factory=list)
+    name: str
+    up: str
+    down: str | None = None
+    samples: tuple[str, ...] | None = None
+
+    def acts_on(self, sample: str) -> bool:
+        return self.samples is None or sample in self.samples
+
+
+SYSTEMATICS = (
+    Systematic("ME_var", "ME_var", None, ("ttbar",)),
+    Systematic("PS_var", "PS_var", None, ("ttbar",)),
+    Systematic("ttbar_scale", "scaleup", "scaledown", ("ttbar",)),
+    Systematic("pt_scale", "pt_scale_up"),
+    Systematic("pt_res", "pt_res_up"),
+    *(Systematic(f"btag_var_{i}", f"btag_var_{i}_up", f"btag_var_{i}_down") for i in range(4)),
+    Systematic("scale_var", "scale_var_up", "scale_var_down", ("wjets",)),
+)
+
+
+def rebin(values: Any) -> Any:
+    """The analysis's 25 bins from 50 GeV → the model's 11 from 110 GeV (last axis;
+    NumPy or JAX arrays)."""
+    values = values[..., _REBIN_FIRST:]
+    return values.reshape(*values.shape[:-1], -1, _REBIN_GROUP).sum(axis=-1)
+
+
+@jax.tree_util.register_dataclass
+@dataclass
+class Templates:
+    """The model's inputs, each an array of 11 bins (NumPy, or JAX inside ``jit``):
+
+    ``nominal[channel][sample]`` and ``variance[channel][sample]`` (sums of weights and
+    of squared weights); ``systematics[channel][sample][name] = (up, down)``, ``down``
+    None where symmetrised; ``data[channel]``. Only the systematics a sample has
+    appear (a variation never filled is absent).
+    """
+
+    nominal: dict[str, dict[str, Any]]
+    variance: dict[str, dict[str, Any]]
+    systematics: dict[str, dict[str, dict[str, tuple[Any, Any]]]]
+    data: dict[str, Any]
 
     @property
-    def edges(self) -> np.ndarray:
-        return np.linspace(110.0, 550.0, 12)
+    def names(self) -> list[str]:
+        """The systematics present, in ``SYSTEMATICS`` order."""
+        present = {n for c in self.systematics.values() for s in c.values() for n in s}
+        return [s.name for s in SYSTEMATICS if s.name in present]
 
 
-def _rebin(values: np.ndarray) -> np.ndarray:
-    values = np.asarray(values, dtype=np.float64)[REBIN_FIRST:]
-    return values.reshape(-1, REBIN_GROUP).sum(axis=1)
+Lookup = Callable[[str, str, str], "tuple[Any, Any] | None"]
 
 
-def _systematic_name(variation: str) -> str | None:
-    """The systematic a histogram variation belongs to (None: the nominal)."""
-    if variation == "nominal":
-        return None
-    if variation in ("scaleup", "scaledown"):
-        return "ttbar_scale"
-    if variation in ONE_SIDED:
-        return variation.removesuffix("_up")
-    return variation.removesuffix("_up").removesuffix("_down")
+def templates_from(lookup: Lookup) -> Templates:
+    """Templates from ``lookup(channel, sample, variation) → (contents, sumw2)``
+    (rebinned, 11 bins; None where that histogram does not exist). A sample without
+    a nominal histogram in a channel is empty there (zeros)."""
+    nominal: dict[str, dict[str, Any]] = {}
+    variance: dict[str, dict[str, Any]] = {}
+    systematics: dict[str, dict[str, dict[str, tuple[Any, Any]]]] = {}
+    data: dict[str, Any] = {}
+    for channel in CHANNELS:
+        nominal[channel], variance[channel], systematics[channel] = {}, {}, {}
+        for sample in SAMPLES:
+            found = lookup(channel, sample, "nominal")
+            contents, sumw2 = found if found is not None else (np.zeros(11), np.zeros(11))
+            nominal[channel][sample], variance[channel][sample] = contents, sumw2
+            variations: dict[str, tuple[Any, Any]] = {}
+            for systematic in SYSTEMATICS:
+                if not systematic.acts_on(sample):
+                    continue
+                up = lookup(channel, sample, systematic.up)
+                down = None if systematic.down is None else lookup(channel, sample, systematic.down)
+                if up is None or (systematic.down is not None and down is None):
+                    continue
+                variations[systematic.name] = (up[0], None if down is None else down[0])
+            systematics[channel][sample] = variations
+        me, ps = (lookup(channel, "ttbar", v) for v in ("ME_var", "PS_var"))
+        if me is not None and ps is not None:
+            data[channel] = (me[0] + ps[0]) / 2 + nominal[channel]["wjets"]
+    return Templates(nominal, variance, systematics, data)
 
 
 def build_templates(histograms: Mapping[str, Any]) -> Templates:
-    """Templates from the analysis histograms (``{"4j1b": Hist, "4j2b": Hist}``)."""
-    nominal: dict[str, dict[str, np.ndarray]] = {}
-    variance: dict[str, dict[str, np.ndarray]] = {}
-    systematics: dict[str, dict[str, dict[str, tuple[np.ndarray, np.ndarray]]]] = {}
-    data: dict[str, np.ndarray] = {}
-    names: set[str] = set()
-    for channel in CHANNELS:
+    """Templates from the analysis histograms (``{"4j1b": Hist, "4j2b": Hist}``, axes
+    observable × process × variation); data = the AGC's pseudodata."""
+
+    def lookup(channel: str, sample: str, variation: str) -> tuple[Any, Any] | None:
         h = histograms[channel]
-        processes = list(h.axes["process"])
-        variations = list(h.axes["variation"])
+        if sample not in h.axes["process"] or variation not in h.axes["variation"]:
+            return None
+        selected = h[:, sample, variation]
+        if variation != "nominal" and not selected.variances().any():
+            return None  # never filled: this sample has no such variation
+        values = np.asarray(selected.values(), dtype=np.float64)
+        return rebin(values), rebin(np.asarray(selected.variances(), dtype=np.float64))
 
-        def values(process: str, variation: str, h=h) -> np.ndarray:
-            return _rebin(h[:, process, variation].values())
-
-        nominal[channel] = {s: values(s, "nominal") for s in SAMPLES if s in processes}
-        variance[channel] = {
-            s: _rebin(h[:, s, "nominal"].variances()) for s in SAMPLES if s in processes
-        }
-        data[channel] = (values("ttbar", "ME_var") + values("ttbar", "PS_var")) / 2 + values(
-            "wjets", "nominal"
-        )
-        systematics[channel] = {}
-        for sample, nom in nominal[channel].items():
-            found: dict[str, tuple[np.ndarray, np.ndarray]] = {}
-            for variation in variations:
-                if variation in ("nominal", "scaledown") or variation.endswith("_down"):
-                    continue
-                if variation in TTBAR_ONLY and sample != "ttbar":
-                    continue
-                if not h[:, sample, variation].variances().any():
-                    continue  # never filled: this sample has no such variation
-                name = _systematic_name(variation)
-                up = values(sample, variation)
-                if variation in ONE_SIDED:
-                    # symmetrised as the AGC does; clipped at 0 (a low-statistics up
-                    # template can exceed twice the nominal in a bin)
-                    down = np.maximum(2 * nom - up, 0.0)
-                elif variation == "scaleup":
-                    down = values(sample, "scaledown")
-                else:
-                    down = values(sample, f"{name}_down")
-                found[name] = (up, down)
-            systematics[channel][sample] = found
-            names.update(found)
-    return Templates(nominal, variance, systematics, data, sorted(names))
+    return templates_from(lookup)
 
 
-# ---------------------------------------------------------------- evermore
+# ---------------------------------------------------------------- the model
 
 
 @dataclass
 class FitResult:
-    """Maximum-likelihood ``ttbar_norm`` ± uncertainty (inverse Hessian)."""
+    """Maximum-likelihood ``ttbar_norm`` ± uncertainty (inverse of the exact Hessian)."""
 
     ttbar_norm: float
     uncertainty: float
     library: str
 
 
-def _layout(templates: Templates) -> dict[str, slice]:
-    n_bins = len(templates.edges) - 1
-    layout = {"ttbar_norm": slice(0, 1), "lumi": slice(1, 2)}
-    position = 2
-    for name in templates.names:
-        layout[name] = slice(position, position + 1)
-        position += 1
-    for channel in CHANNELS:
-        layout[f"staterror_{channel}"] = slice(position, position + n_bins)
-        position += n_bins
-    return layout
+def parameter_names(templates: Templates) -> list[str]:
+    """The entries of the flat parameter vector: ttbar_norm, lumi, the systematics in
+    ``templates.names`` order, then ``staterror_<channel>[i]`` for the 11 bins of each
+    channel."""
+    names = ["ttbar_norm", "lumi", *templates.names]
+    return names + [f"staterror_{c}[{i}]" for c in CHANNELS for i in range(len(EDGES) - 1)]
 
 
 def _require_x64() -> None:
@@ -181,278 +227,433 @@ def _require_x64() -> None:
         )
 
 
-def _relative_stat_error(templates: Templates, channel: str) -> np.ndarray:
-    total = sum(templates.nominal[channel].values())
-    var = sum(templates.variance[channel].values())
-    return np.where(total > 0, np.sqrt(var) / np.where(total > 0, total, 1.0), 0.0)
+def _safe_divide(numerator: Any, denominator: Any, fallback: Any) -> Any:
+    """numerator / denominator where denominator > 0, else ``fallback`` (with finite
+    gradients on both branches)."""
+    positive = denominator > 0
+    return jnp.where(positive, numerator / jnp.where(positive, denominator, 1.0), fallback)
+
+
+_KAPPA_FLOOR = 1e-6  # a normsys factor is a power of κ: κ must stay positive
+
+
+def norm_plus_shape(
+    nominal: Any, up: Any, down: Any | None, symmetrised: Any = None
+) -> tuple[Any, Any, Any, Any]:
+    """cabinetry's NormPlusShape split: ``(κ_up, κ_down, shape_up, shape_down)``.
+
+    κ = Σ variation / Σ nominal (sums over the last axis, kept as length 1), shape =
+    variation / κ; ``down=None`` (or ``symmetrised`` true, broadcast against the
+    leading axes) symmetrises after the split: κ_down = 2 − κ_up, shape_down =
+    2·nominal − shape_up. An empty nominal gives κ = 1 and nominal shapes (cabinetry
+    would give NaN)."""
+    total = jnp.sum(nominal, axis=-1, keepdims=True)
+    filled = total > 0
+    kappa_up = jnp.maximum(
+        _safe_divide(jnp.sum(up, axis=-1, keepdims=True), total, 1.0), _KAPPA_FLOOR
+    )
+    shape_up = jnp.where(filled, up / kappa_up, nominal)
+    kappa_mirror = jnp.maximum(2.0 - kappa_up, _KAPPA_FLOOR)
+    shape_mirror = 2.0 * nominal - shape_up
+    if down is None:
+        return kappa_up, kappa_mirror, shape_up, shape_mirror
+    kappa_down = jnp.maximum(
+        _safe_divide(jnp.sum(down, axis=-1, keepdims=True), total, 1.0), _KAPPA_FLOOR
+    )
+    shape_down = jnp.where(filled, down / kappa_down, nominal)
+    if symmetrised is None:
+        return kappa_up, kappa_down, shape_up, shape_down
+    symmetrised = jnp.asarray(symmetrised)
+    return (
+        kappa_up,
+        jnp.where(symmetrised, kappa_mirror, kappa_down),
+        shape_up,
+        jnp.where(symmetrised, shape_mirror, shape_down),
+    )
+
+
+# pyhf's code 4 fixes the six coefficients of 1 + Σ aᵢθⁱ by value, first and second
+# derivative of κ_up^θ and κ_down^−θ at θ = ±1: rows of that linear system (α₀ = 1)
+_CODE4_SYSTEM = np.array(
+    [
+        [1, 1, 1, 1, 1, 1],
+        [-1, 1, -1, 1, -1, 1],
+        [1, 2, 3, 4, 5, 6],
+        [1, -2, 3, -4, 5, -6],
+        [0, 2, 6, 12, 20, 30],
+        [0, 2, -6, 12, -20, 30],
+    ],
+    dtype=np.float64,
+)
+_CODE4_INVERSE = np.linalg.inv(_CODE4_SYSTEM)
+
+
+def normsys_code4(theta: Any, kappa_up: Any, kappa_down: Any) -> Any:
+    """The normsys factor with pyhf's interpolation code 4 (written here because
+    evermore's asymmetric exponential is Combine's, a different polynomial):
+    κ_up^θ for θ ≥ 1, κ_down^−θ for θ ≤ −1, a sixth-order polynomial between,
+    continuous to the second derivative."""
+    log_up, log_down = jnp.log(kappa_up), jnp.log(kappa_down)
+    b = jnp.stack(
+        [
+            kappa_up - 1.0,
+            kappa_down - 1.0,
+            log_up * kappa_up,
+            -log_down * kappa_down,
+            log_up**2 * kappa_up,
+            log_down**2 * kappa_down,
+        ]
+    )
+    coefficients = jnp.tensordot(jnp.asarray(_CODE4_INVERSE), b, axes=1)
+    inside = jnp.clip(theta, -1.0, 1.0)
+    # integer powers: finite derivatives of every order at θ = 0
+    polynomial = 1.0 + sum(coefficients[i] * inside ** (i + 1) for i in range(6))
+    above = jnp.exp(jnp.maximum(theta, 1.0) * log_up)
+    below = jnp.exp(-jnp.minimum(theta, -1.0) * log_down)
+    return jnp.where(theta >= 1.0, above, jnp.where(theta <= -1.0, below, polynomial))
+
+
+@jax.tree_util.register_dataclass
+@dataclass
+class _Dense:
+    """The model's arrays after the NormPlusShape split (C channels, S samples, K
+    systematics, B bins): ``nominal`` (C, S, B); ``kappa_up``/``kappa_down`` (C, S, K);
+    ``shape_up``/``shape_down`` (C, S, K, B); ``stat_width`` (C, B), the γ
+    constraints' widths. A systematic a sample lacks has κ = 1 and nominal shapes."""
+
+    nominal: Any
+    kappa_up: Any
+    kappa_down: Any
+    shape_up: Any
+    shape_down: Any
+    stat_width: Any
+
+
+def _dense(templates: Templates) -> _Dense:
+    names = templates.names
+    nominal = jnp.stack(
+        [jnp.stack([jnp.asarray(templates.nominal[c][s]) for s in SAMPLES]) for c in CHANNELS]
+    )
+    symmetrised = np.array(
+        [next(s for s in SYSTEMATICS if s.name == n).down is None for n in names]
+    )
+
+    def stacked(side: int) -> jax.Array:
+        def one(c: int, s: int, name: str) -> jax.Array:
+            found = templates.systematics[CHANNELS[c]][SAMPLES[s]].get(name)
+            if found is None or found[side] is None:
+                return nominal[c, s]
+            return jnp.asarray(found[side])
+
+        rows = [
+            jnp.stack([jnp.stack([one(c, s, n) for n in names]) for s in range(len(SAMPLES))])
+            for c in range(len(CHANNELS))
+        ]
+        return jnp.stack(rows)
+
+    if names:
+        up, down = stacked(0), stacked(1)
+        kappa_up, kappa_down, shape_up, shape_down = norm_plus_shape(
+            nominal[:, :, None, :], up, down, symmetrised[:, None]
+        )
+        kappa_up, kappa_down = kappa_up[..., 0], kappa_down[..., 0]
+    else:
+        shape_up = shape_down = jnp.zeros((*nominal.shape[:2], 0, nominal.shape[-1]))
+        kappa_up = kappa_down = jnp.ones((*nominal.shape[:2], 0))
+    variance = jnp.stack(
+        [sum(jnp.asarray(v) for v in templates.variance[c].values()) for c in CHANNELS]
+    )
+    relative = _safe_divide(jnp.sqrt(variance), nominal.sum(axis=1), 0.0)
+    # the γ of an empty bin has no effect: a unit width decouples it (module docstring)
+    stat_width = jnp.where(relative > 0, relative, 1.0)
+    return _Dense(nominal, kappa_up, kappa_down, shape_up, shape_down, stat_width)
+
+
+def _expected(x: jax.Array, dense: _Dense) -> jax.Array:
+    """Expected counts (C, B) for the flat parameter vector ``x``."""
+    n_channels, _, n_systematics = dense.kappa_up.shape
+    mu, lumi = x[0], x[1]
+    thetas = x[2 : 2 + n_systematics]
+    gamma = x[2 + n_systematics :].reshape(n_channels, -1)
+    ttbar = np.array([s == "ttbar" for s in SAMPLES])
+    factor = normsys_code4(lumi, *LUMI) * jnp.where(ttbar, mu, 1.0)  # (S,)
+    factor = factor * jnp.prod(normsys_code4(thetas, dense.kappa_up, dense.kappa_down), axis=-1)
+    # every shape systematic at once: θ (1, 1, K, 1) against templates (C, S, K, B)
+    morphing = evm.NormalParameter(thetas[None, None, :, None]).morphing(
+        dense.shape_up, dense.shape_down
+    )
+    offset = morphing.offset_and_scale(dense.nominal[:, :, None, :]).offset.sum(axis=2)
+    per_sample = factor[..., None] * (dense.nominal + offset)  # (C, S, B)
+    return gamma * per_sample.sum(axis=1)
 
 
 def expected_counts(x: jax.Array, templates: Templates) -> dict[str, jax.Array]:
-    """Expected counts per channel for the flat parameter vector ``x`` (see ``_layout``)."""
-    layout = _layout(templates)
-    mu = evm.Parameter(x[layout["ttbar_norm"]][0])
-    lumi = evm.NormalParameter(x[layout["lumi"]][0])
-    result = {}
-    for channel in CHANNELS:
-        # γ per bin, multiplying every sample (its Gaussian constraint: see the likelihood)
-        stat_modifier = evm.Parameter(x[layout[f"staterror_{channel}"]]).scale()
-        total = 0.0
-        for sample, nominal in templates.nominal[channel].items():
-            modifiers = [lumi.scale_log_symmetric(LUMI_KAPPA), stat_modifier]
-            if sample == "ttbar":
-                modifiers.append(mu.scale())
-            variations = templates.systematics[channel][sample]
-            if variations:
-                # every template systematic of this sample at once: θ (k, 1), templates (k, bins)
-                index = np.array([layout[name].start for name in variations])
-                up = np.stack([u for u, _ in variations.values()])
-                down = np.stack([d for _, d in variations.values()])
-                modifiers.append(evm.NormalParameter(x[index][:, None]).morphing(up, down))
-            total = total + _apply(modifiers, jnp.asarray(nominal))
-        result[channel] = total
-    return result
+    """Expected counts per channel, ``{channel: (11,)}``, for the flat parameter vector
+    ``x`` (ttbar_norm, lumi, the systematics in ``templates.names`` order, then the 11
+    γ of each channel)."""
+    expected = _expected(x, _dense(templates))
+    return {channel: expected[c] for c, channel in enumerate(CHANNELS)}
 
 
-def _apply(modifiers: list[Any], nominal: jax.Array) -> jax.Array:
-    """HistFactory composition: (nominal + Σ offsets) · Π scales, each modifier's
-    offset and scale taken at the nominal — what ``evm.modifier.Compose`` computes;
-    written out because Compose groups modifiers by hashing their graph, which fails
-    when parameter values are JAX tracers (inside ``jit``/``grad``)."""
-    offset, scale = jnp.zeros_like(nominal), jnp.ones_like(nominal)
-    for modifier in modifiers:
-        effect = modifier.offset_and_scale(nominal)
-        # stacked modifiers (one row per parameter) add their offsets and multiply scales
-        offset = offset + jnp.reshape(effect.offset, (-1, nominal.shape[-1])).sum(axis=0)
-        scale = scale * jnp.reshape(effect.scale, (-1, nominal.shape[-1])).prod(axis=0)
-    return scale * (nominal + offset)
+def _negative_log_likelihood(x: jax.Array, dense: _Dense, data: jax.Array) -> jax.Array:
+    n_constrained = 1 + dense.kappa_up.shape[-1]
+    lam = jnp.clip(_expected(x, dense), 1e-10)
+    nll = -evm.pdf.PoissonContinuous(lam).log_prob(data).sum()
+    nll = nll - evm.pdf.Normal(mean=0.0, width=1.0).log_prob(x[1 : 1 + n_constrained]).sum()
+    gamma = x[1 + n_constrained :].reshape(dense.stat_width.shape)
+    return nll - evm.pdf.Normal(mean=1.0, width=dense.stat_width).log_prob(gamma).sum()
+
+
+def _data_array(data: Mapping[str, Any]) -> jax.Array:
+    return jnp.stack([jnp.asarray(data[channel]) for channel in CHANNELS])
 
 
 def negative_log_likelihood(
     x: jax.Array, templates: Templates, data: Mapping[str, Any]
 ) -> jax.Array:
-    """−log L (Poisson per bin, standard-normal constraints on every nuisance)."""
-    expected = expected_counts(x, templates)
-    nll = 0.0
-    for channel in CHANNELS:
-        lam = jnp.clip(expected[channel], 1e-10)
-        nll = nll - evm.pdf.PoissonContinuous(lam).log_prob(jnp.asarray(data[channel])).sum()
-    layout = _layout(templates)
-    first_stat = layout[f"staterror_{CHANNELS[0]}"].start
-    constraint = evm.pdf.Normal(mean=0.0, width=1.0).log_prob(x[1:first_stat]).sum()
-    for channel in CHANNELS:
-        rel = _relative_stat_error(templates, channel)
-        # empty bins: γ has no effect; a unit width decouples it (see the module docstring)
-        width = np.where(rel > 0, rel, 1.0)
-        gamma = x[layout[f"staterror_{channel}"]]
-        terms = evm.pdf.Normal(mean=1.0, width=width).log_prob(gamma)
-        constraint = constraint + terms.sum()
-    return nll - constraint
+    """−log L: Poisson per bin, standard-normal constraints on lumi and the
+    systematics, Gaussian constraints on the γ (constants dropped)."""
+    return _negative_log_likelihood(x, _dense(templates), _data_array(data))
 
 
-class _Compiled:
-    """−log L, its gradient and Hessian for one set of templates, compiled once."""
+def nominal_parameters(templates: Templates) -> jax.Array:
+    """ttbar_norm = 1, every nuisance parameter at its nominal value (θ = 0, γ = 1)."""
+    n_theta = 1 + len(templates.names)
+    n_gamma = len(CHANNELS) * (len(EDGES) - 1)
+    return jnp.concatenate([jnp.ones(1), jnp.zeros(n_theta), jnp.ones(n_gamma)])
 
-    def __init__(self, templates: Templates):
-        _require_x64()
-        self.templates = templates
-        layout = _layout(templates)
-        self.size = layout[f"staterror_{CHANNELS[-1]}"].stop
 
-        def nll(x, data):
-            return negative_log_likelihood(x, templates, data)
+def asimov_data(templates: Templates) -> dict[str, jax.Array]:
+    """The expected counts at the nominal parameters."""
+    return expected_counts(nominal_parameters(templates), templates)
 
-        self.value_and_grad = jax.jit(jax.value_and_grad(nll))
-        self.hessian = jax.jit(jax.hessian(nll))
-        self.expected = jax.jit(lambda x: expected_counts(x, templates))
-        # pyhf's bounds: nuisances ±5, staterror γ in [1e-10, 10], POI [0, 10]
-        lower, upper = np.full(self.size, -5.0), np.full(self.size, 5.0)
-        lower[0], upper[0] = 0.0, 10.0
-        self.start = np.zeros(self.size)
-        self.start[0] = 1.0
-        for channel in CHANNELS:
-            part = layout[f"staterror_{channel}"]
-            lower[part], upper[part], self.start[part] = 1e-10, 10.0, 1.0
-        self.bounds = list(zip(lower, upper, strict=True))
 
-    def nominal(self) -> np.ndarray:
-        """ttbar_norm = 1, every nuisance at its nominal value."""
-        return self.start.copy()
+@jax.jit
+def expected_uncertainty(templates: Templates) -> jax.Array:
+    """The figure of merit: expected σ(ttbar_norm) on Asimov data, every nuisance
+    parameter profiled (Cramér–Rao, √(H⁻¹)₀₀ of −log L at the nominal parameters).
+    Differentiable in the templates."""
+    dense = _dense(templates)
+    x0 = nominal_parameters(templates)
+    data = _expected(x0, dense)
+    return soft.cramer_rao_uncertainty(lambda x: _negative_log_likelihood(x, dense, data), x0)[0]
 
-    def minimise(
-        self, data: Mapping[str, Any], fixed_mu: float | None = None
-    ) -> tuple[np.ndarray, float]:
-        from scipy.optimize import minimize
 
-        data = {k: jnp.asarray(v) for k, v in data.items()}
-        x0 = self.nominal()
-        free = np.ones(self.size, bool)
-        if fixed_mu is not None:
-            x0[0], free[0] = fixed_mu, False
+_dense_jit = jax.jit(_dense)
+_value_and_grad = jax.jit(jax.value_and_grad(_negative_log_likelihood))
+_hessian = jax.jit(jax.hessian(_negative_log_likelihood))
 
-        def objective(values):
-            x = x0.copy()
-            x[free] = values
-            value, gradient = self.value_and_grad(jnp.asarray(x), data)
-            return float(value), np.asarray(gradient)[free]
 
-        bounds = [b for b, f in zip(self.bounds, free, strict=True) if f]
-        result = minimize(
-            objective,
-            x0[free],
-            jac=True,
-            method="L-BFGS-B",
-            bounds=bounds,
-            options={"ftol": 1e-15, "gtol": 1e-9, "maxiter": 20_000, "maxcor": 50},
-        )
+def _bounds(size: int, n_constrained: int) -> tuple[np.ndarray, np.ndarray]:
+    """pyhf's bounds: POI [0, 10], nuisances ±5, γ [1e-10, 10]."""
+    lower, upper = np.full(size, 1e-10), np.full(size, 10.0)
+    lower[0] = 0.0
+    lower[1 : 1 + n_constrained], upper[1 : 1 + n_constrained] = -5.0, 5.0
+    return lower, upper
+
+
+def minimise(
+    templates: Templates, data: Mapping[str, Any], fixed_mu: float | None = None
+) -> tuple[np.ndarray, float]:
+    """The maximum-likelihood parameters and −log L there: L-BFGS-B from the nominal
+    parameters with exact JAX gradients, then Newton steps with the exact Hessian
+    (the quasi-Newton minimum alone is good to ~1e-5 in ttbar_norm); ``fixed_mu``
+    fixes ttbar_norm."""
+    from scipy.optimize import minimize
+
+    _require_x64()
+    dense, observed = _dense_jit(templates), _data_array(data)
+    x0 = np.asarray(nominal_parameters(templates))
+    free = np.ones(len(x0), bool)
+    if fixed_mu is not None:
+        x0[0], free[0] = fixed_mu, False
+
+    def full(values: np.ndarray) -> np.ndarray:
         x = x0.copy()
-        x[free] = result.x
-        return x, float(result.fun)
+        x[free] = values
+        return x
 
-    def uncertainty(self, x: np.ndarray, data: Mapping[str, Any]) -> float:
-        data = {k: jnp.asarray(v) for k, v in data.items()}
-        hessian = np.asarray(self.hessian(jnp.asarray(x), data))
-        return float(np.sqrt(np.linalg.inv(hessian)[0, 0]))
+    def objective(values: np.ndarray) -> tuple[float, np.ndarray]:
+        value, gradient = _value_and_grad(jnp.asarray(full(values)), dense, observed)
+        return float(value), np.asarray(gradient)[free]
 
-    def expected_uncertainty(self) -> float:
-        nominal = self.nominal()
-        asimov = {k: np.asarray(v) for k, v in self.expected(jnp.asarray(nominal)).items()}
-        return self.uncertainty(nominal, asimov)
-
-
-def _fit(compiled: _Compiled, data: Mapping[str, Any]) -> FitResult:
-    x, _ = compiled.minimise(data)
-    sigma = compiled.uncertainty(x, data)
-    return FitResult(float(x[0]), sigma, "evermore")
-
-
-def evermore_fit(templates: Templates, data: Mapping[str, Any] | None = None) -> FitResult:
-    """Fit with evermore (JAX): ``ttbar_norm`` ± √(H⁻¹)₀₀."""
-    return _fit(_Compiled(templates), templates.data if data is None else data)
-
-
-def expected_uncertainty(templates: Templates) -> float:
-    """The expected uncertainty on ``ttbar_norm`` on Asimov data (inverse Hessian at
-    the nominal parameters): the hard analysis's value of the differentiable figure
-    of merit."""
-    return _Compiled(templates).expected_uncertainty()
-
-
-def hard_figures(templates: Templates) -> tuple[FitResult, float]:
-    """``evermore_fit`` and ``expected_uncertainty`` with one compilation."""
-    compiled = _Compiled(templates)
-    return _fit(compiled, templates.data), compiled.expected_uncertainty()
-
-
-# ---------------------------------------------------------------- pyhf
-
-
-def pyhf_spec(templates: Templates) -> dict[str, Any]:
-    """The same model as a pyhf workspace specification."""
-    channels = []
-    for channel in CHANNELS:
-        samples = []
-        for sample, nominal in templates.nominal[channel].items():
-            modifiers: list[dict[str, Any]] = [
-                {
-                    "name": "lumi",
-                    "type": "normsys",
-                    "data": {"hi": LUMI_KAPPA, "lo": 1 / LUMI_KAPPA},
-                },
-                {
-                    "name": f"staterror_{channel}",
-                    "type": "staterror",
-                    "data": list(np.sqrt(templates.variance[channel][sample])),
-                },
-            ]
-            if sample == "ttbar":
-                modifiers.append({"name": "ttbar_norm", "type": "normfactor", "data": None})
-            for name, (up, down) in templates.systematics[channel][sample].items():
-                modifiers.append(
-                    {
-                        "name": name,
-                        "type": "histosys",
-                        "data": {"hi_data": list(up), "lo_data": list(down)},
-                    }
-                )
-            samples.append({"name": sample, "data": list(nominal), "modifiers": modifiers})
-        channels.append({"name": channel, "samples": samples})
-    return {"channels": channels}
-
-
-def _numerical_hessian(model: Any, data: np.ndarray, x: np.ndarray) -> np.ndarray:
-    """Hessian of pyhf's −log L at ``x`` by central differences (steps 1e-4·max(1, |x|))."""
-
-    def nll(p: np.ndarray) -> float:
-        return -float(model.logpdf(p, data)[0])
-
-    x = np.asarray(x, dtype=np.float64)
-    steps = 1e-4 * np.maximum(1.0, np.abs(x))
-    size = len(x)
-    hessian = np.empty((size, size))
-    for i in range(size):
-        for j in range(i, size):
-            total = 0.0
-            for si, sj, sign in ((1, 1, 1), (1, -1, -1), (-1, 1, -1), (-1, -1, 1)):
-                p = x.copy()
-                p[i] += si * steps[i]
-                p[j] += sj * steps[j]
-                total += sign * nll(p)
-            hessian[i, j] = hessian[j, i] = total / (4 * steps[i] * steps[j])
-    return hessian
-
-
-def _pyhf_model(templates: Templates) -> Any:
-    """The same model in pyhf (pyhf's global backend is left as it is)."""
-    import pyhf
-
-    return pyhf.Model(
-        pyhf_spec(templates),
-        poi_name="ttbar_norm",
-        modifier_settings={
-            "normsys": {"interpcode": "code1"},
-            "histosys": {"interpcode": "code4p"},
-        },
+    lower, upper = _bounds(len(x0), dense.kappa_up.shape[-1] + 1)
+    bounds = list(zip(lower[free], upper[free], strict=True))
+    options = {"ftol": 1e-15, "gtol": 1e-10, "maxiter": 20_000, "maxcor": 50}
+    result = minimize(
+        objective, x0[free], jac=True, method="L-BFGS-B", bounds=bounds, options=options
     )
+    values, value = result.x, float(result.fun)
+    for _ in range(3):  # Newton polish, kept only while it stays inside the bounds
+        x = jnp.asarray(full(values))
+        _, gradient = _value_and_grad(x, dense, observed)
+        hessian = np.asarray(_hessian(x, dense, observed))[np.ix_(free, free)]
+        try:
+            step = np.linalg.solve(hessian, np.asarray(gradient)[free])
+        except np.linalg.LinAlgError:
+            break
+        candidate = values - step
+        if np.any(candidate < lower[free]) or np.any(candidate > upper[free]):
+            break
+        candidate_value, _ = objective(candidate)
+        if not candidate_value <= value + 1e-12 * abs(value):
+            break
+        values, value = candidate, candidate_value
+    return full(values), value
 
 
-def _poi_uncertainty(hessian: np.ndarray, poi: int) -> float:
-    """√(H⁻¹)_poi over the parameters the likelihood constrains (pyhf keeps the γ of
-    empty bins, whose rows are zero: they are left out, as they decouple)."""
+def _poi_uncertainty(hessian: np.ndarray, poi: int = 0) -> float:
+    """√(H⁻¹)_poi over the parameters the likelihood constrains (a parameter with a
+    zero row, e.g. pyhf's γ of an empty bin, decouples and is left out)."""
+    hessian = np.asarray(hessian, dtype=np.float64)
     keep = np.flatnonzero(np.abs(np.diag(hessian)) > 0)
     inverse = np.linalg.inv(hessian[np.ix_(keep, keep)])
     position = int(np.flatnonzero(keep == poi)[0])
     return float(np.sqrt(inverse[position, position]))
 
 
-def pyhf_fit(templates: Templates) -> FitResult:
-    """The same fit with pyhf (Minuit): ``ttbar_norm`` and its uncertainty from the
-    Hessian of pyhf's own −log L by central differences (Minuit's HESSE was
-    unreliable here with this many staterror parameters)."""
+def evermore_fit(templates: Templates, data: Mapping[str, Any] | None = None) -> FitResult:
+    """Fit with evermore (JAX) to ``data`` (default: the pseudodata):
+    ``ttbar_norm`` ± √(H⁻¹)₀₀ from the exact Hessian at the minimum."""
+    data = templates.data if data is None else data
+    x, _ = minimise(templates, data)
+    hessian = _hessian(jnp.asarray(x), _dense_jit(templates), _data_array(data))
+    return FitResult(float(x[0]), _poi_uncertainty(hessian), "evermore")
+
+
+# ---------------------------------------------------------------- pyhf
+
+
+def _floats(values: Any) -> list[float]:
+    return [float(v) for v in np.asarray(values)]
+
+
+def _filled_bins(templates: Templates) -> dict[str, np.ndarray]:
+    """Per channel: the bins where some sample expects events."""
+    return {
+        c: np.sum([np.asarray(v) for v in templates.nominal[c].values()], axis=0) > 0
+        for c in CHANNELS
+    }
+
+
+def pyhf_spec(templates: Templates) -> dict[str, Any]:
+    """The same model as a pyhf workspace specification, in the form cabinetry's
+    workspace builder writes (a normsys and a histosys per systematic).
+
+    Bins empty in every sample are left out: there pyhf's Poisson term has NaN
+    derivatives under autodiff (xlogy at 0/0); they carry no information about the
+    parameters (corrax's model decouples their γ)."""
+    dense = jax.tree_util.tree_map(np.asarray, _dense_jit(templates))
+    filled = _filled_bins(templates)
+    channels = []
+    for c, channel in enumerate(CHANNELS):
+        keep = filled[channel]
+        samples = []
+        for s, sample in enumerate(SAMPLES):
+            modifiers: list[dict[str, Any]] = [
+                {
+                    "name": f"staterror_{channel}",
+                    "type": "staterror",
+                    "data": _floats(np.sqrt(templates.variance[channel][sample])[keep]),
+                },
+                {"name": "lumi", "type": "normsys", "data": {"hi": LUMI[0], "lo": LUMI[1]}},
+            ]
+            if sample == "ttbar":
+                modifiers.append({"name": "ttbar_norm", "type": "normfactor", "data": None})
+            for k, name in enumerate(templates.names):
+                if name not in templates.systematics[channel][sample]:
+                    continue
+                kappas = {
+                    "hi": float(dense.kappa_up[c, s, k]),
+                    "lo": float(dense.kappa_down[c, s, k]),
+                }
+                shapes = {
+                    "hi_data": _floats(dense.shape_up[c, s, k][keep]),
+                    "lo_data": _floats(dense.shape_down[c, s, k][keep]),
+                }
+                modifiers.append({"name": name, "type": "normsys", "data": kappas})
+                modifiers.append({"name": name, "type": "histosys", "data": shapes})
+            nominal = _floats(dense.nominal[c, s][keep])
+            samples.append({"name": sample, "data": nominal, "modifiers": modifiers})
+        channels.append({"name": channel, "samples": samples})
+    return {"channels": channels}
+
+
+@contextlib.contextmanager
+def pyhf_jax_backend() -> Iterator[None]:
+    """pyhf's JAX backend for the duration of the block; the backend that was set
+    before is restored afterwards (pyhf's backend is global state)."""
     import pyhf
 
-    _require_x64()
-    model = _pyhf_model(templates)
+    previous = pyhf.get_backend()
+    pyhf.set_backend("jax", pyhf.optimize.minuit_optimizer(tolerance=1e-6))
+    try:
+        yield
+    finally:
+        pyhf.set_backend(*previous)
+
+
+def pyhf_model(spec: Mapping[str, Any]) -> Any:
+    """A pyhf model of ``spec`` with cabinetry's interpolation codes (normsys code 4,
+    histosys code 4p) and ``ttbar_norm`` as POI."""
+    import pyhf
+
+    return pyhf.Model(
+        dict(spec),
+        poi_name="ttbar_norm",
+        modifier_settings={
+            "normsys": {"interpcode": "code4"},
+            "histosys": {"interpcode": "code4p"},
+        },
+    )
+
+
+def pyhf_hessian(model: Any, data: Any, parameters: Any) -> np.ndarray:
+    """The exact Hessian of pyhf's −log L (JAX backend; call inside
+    ``pyhf_jax_backend``)."""
+
+    def nll(p: jax.Array) -> jax.Array:
+        return -model.logpdf(p, data)[0]
+
+    hessian = jax.jit(jax.hessian(nll))
+    return np.asarray(hessian(jnp.asarray(parameters, dtype=jnp.float64)))
+
+
+def fit_pyhf_model(model: Any, data: Any) -> FitResult:
+    """Fit a pyhf model (call inside ``pyhf_jax_backend``): Minuit with gradients by
+    autodiff, then ``ttbar_norm``'s uncertainty from the exact Hessian of pyhf's
+    −log L (Minuit's HESSE is unstable on this model). Where Minuit does not
+    converge pyhf raises ``FailedMinimization``, left to the caller."""
+    import pyhf
+
+    data = jnp.asarray(data, dtype=jnp.float64)
     bounds = model.config.suggested_bounds()
     bounds[model.config.poi_index] = (0.0, 10.0)
-    observed = np.concatenate([templates.data[c] for c in CHANNELS])
-    data = np.concatenate([observed, model.config.auxdata])
-    # pyhf's Minuit optimizer object used directly, without pyhf.set_backend (global
-    # state); where Minuit does not converge (small samples) pyhf raises
-    # FailedMinimization, reported by the caller rather than replaced by another minimum
-    optimizer = pyhf.optimize.minuit_optimizer(tolerance=1e-6)
-    init = model.config.suggested_init()
-    fitted = optimizer.minimize(pyhf.infer.mle.twice_nll, data, model, init, bounds)
+    fitted = pyhf.infer.mle.fit(data, model, par_bounds=bounds)
     poi = model.config.poi_index
-    sigma = _poi_uncertainty(_numerical_hessian(model, data, fitted), poi)
+    sigma = _poi_uncertainty(pyhf_hessian(model, data, fitted), poi)
     return FitResult(float(fitted[poi]), sigma, "pyhf")
 
 
-def pyhf_expected_uncertainty(templates: Templates) -> float:
-    """The expected σ(ttbar_norm) computed with pyhf: the inverse of the central-
-    difference Hessian of pyhf's −log L at its Asimov point (nominal parameters,
-    Asimov data with auxiliary data) — the cross-check of ``expected_uncertainty``."""
+def pyhf_fit(templates: Templates) -> FitResult:
+    """The fit to the pseudodata with pyhf, on ``pyhf_spec(templates)``."""
     _require_x64()
-    model = _pyhf_model(templates)
-    init = np.asarray(model.config.suggested_init(), dtype=np.float64)
-    asimov = np.asarray(model.expected_data(init), dtype=np.float64)
-    return _poi_uncertainty(_numerical_hessian(model, asimov, init), model.config.poi_index)
+    with pyhf_jax_backend():
+        model = pyhf_model(pyhf_spec(templates))
+        filled = _filled_bins(templates)
+        observed = np.concatenate(
+            [np.asarray(templates.data[c])[filled[c]] for c in model.config.channels]
+        )
+        return fit_pyhf_model(model, np.concatenate([observed, model.config.auxdata]))
+
+
+def pyhf_expected_uncertainty(templates: Templates) -> float:
+    """The expected σ(ttbar_norm) computed with pyhf: the inverse of the exact
+    Hessian of pyhf's −log L at its Asimov point (nominal parameters, expected data
+    with auxiliary data) — the cross-check of ``expected_uncertainty``."""
+    _require_x64()
+    with pyhf_jax_backend():
+        model = pyhf_model(pyhf_spec(templates))
+        init = jnp.asarray(model.config.suggested_init(), dtype=jnp.float64)
+        asimov = model.expected_data(init)
+        return _poi_uncertainty(pyhf_hessian(model, asimov, init), model.config.poi_index)

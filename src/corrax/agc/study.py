@@ -53,7 +53,7 @@ def hard_result(histograms: dict[str, Any]) -> dict[str, Any]:
     templates = model.build_templates(histograms)
     result: dict[str, Any] = {}
     for key, compute in (
-        ("expected_uncertainty", lambda: model.expected_uncertainty(templates)),
+        ("expected_uncertainty", lambda: float(model.expected_uncertainty(templates))),
         ("pyhf_expected_uncertainty", lambda: model.pyhf_expected_uncertainty(templates)),
         ("fit", lambda: vars(model.evermore_fit(templates))),
     ):
