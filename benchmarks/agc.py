@@ -101,7 +101,7 @@ def main() -> None:
         f"hard forward (awkward, nominal):        {n_events / t_hard:10.0f} events/s ({t_hard:.2f} s)"
     )
     print(
-        f"jit value+grad (3 JES points):          {batch.n_events / t_soft:10.0f} events/s ({t_soft:.2f} s)"
+        f"jit value+grad (3 jet passes):         {batch.n_events / t_soft:10.0f} events/s ({t_soft:.2f} s)"
     )
     print(
         f"eager awkward-JAX value+grad (CPU):     {len(eager_batch) / t_eager:10.0f} events/s ({t_eager:.2f} s)"

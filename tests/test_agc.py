@@ -359,7 +359,7 @@ def test_soft_yields_converge_to_the_hard_analysis(soft_inputs):
     hard = run(fileset, Analysis(real, variations=False), executor="iterative")
     previous = None
     for factor in (1.0, 1e-2, 1e-6):
-        soft = soft_histograms(Thresholds(), batch, corrector, 0.0, Smoothing().scaled(factor))
+        soft = soft_histograms(Thresholds(), batch, corrector, 1.0, Smoothing().scaled(factor))
         gaps = []
         for region in ("4j1b", "4j2b"):
             for k, name in enumerate(batch.samples):
@@ -390,6 +390,37 @@ def test_soft_yields_converge_to_the_hard_analysis(soft_inputs):
         )
         <= MAX_JETS + 5
     )
+
+
+def test_soft_templates_and_figure_of_merit_converge_to_the_hard_ones(soft_inputs):
+    """Widths → 0: every template of the model (nominal, the jet passes, the b-tag and
+    W+jets weight variations, the alternative ttbar samples) and the figure of merit
+    from the soft analysis equal those from the hard analysis's histograms."""
+    from corrax.agc import model
+    from corrax.agc.differentiable import Smoothing, Thresholds, soft_templates
+    from corrax.agc.processor import run
+
+    fileset, real, corrector, batch = soft_inputs
+    output = run(fileset, Analysis(real), executor="iterative")
+    hard = model.build_templates({r: output[r] for r in ("4j1b", "4j2b")})
+    smoothing = Smoothing().scaled(1e-6)
+    soft = soft_templates(Thresholds(), batch, corrector, smoothing)
+    assert soft.names == hard.names == tuple(s.name for s in model.SYSTEMATICS)
+    assert soft.present == hard.present
+    scale = np.asarray(hard.nominal).sum(axis=(1, 2))[:, None, None]  # per channel
+    for field in ("nominal", "variance", "data"):
+        np.testing.assert_allclose(
+            getattr(soft, field), getattr(hard, field), rtol=1e-3,
+            atol=1e-6 * scale[..., 0] if field == "data" else 1e-6 * scale, err_msg=field,
+        )  # fmt: skip
+    for field in ("up", "down"):
+        np.testing.assert_allclose(
+            getattr(soft, field), getattr(hard, field), rtol=1e-3, atol=1e-6 * scale[..., None],
+            err_msg=field,
+        )  # fmt: skip
+    sigma_hard = float(model.expected_uncertainty(hard))
+    assert float(model.expected_uncertainty(soft)) == pytest.approx(sigma_hard, rel=1e-3)
+    assert sigma_hard == pytest.approx(model.pyhf_expected_uncertainty(hard), rel=1e-3)
 
 
 def _process_variation(name):
@@ -439,6 +470,7 @@ def test_eager_awkward_jax_path_equals_the_jit_path(soft_inputs):
     import jax
 
     from corrax.agc import eager
+    from corrax.agc.analysis import SCALE_UP
     from corrax.agc.differentiable import (
         Smoothing,
         Thresholds,
@@ -455,13 +487,13 @@ def test_eager_awkward_jax_path_equals_the_jit_path(soft_inputs):
     point = Thresholds(29.0, 31.0, 0.55)
 
     def eager_value_and_histograms(point):
-        # histograms at θ_JES = 1 beside the value: inside one eager grad, they reuse the
-        # operations' compilations of the value's own θ_JES = ±1 templates
-        histograms = eager.soft_histograms(point, eager_batch, corrector, 1.0)
+        # the pt_scale_up histograms beside the value: inside one eager grad, they reuse
+        # the operations' compilations of the value's own jet passes
+        histograms = eager.soft_histograms(point, eager_batch, corrector, SCALE_UP)
         return eager.ttbar_norm_uncertainty(point, eager_batch, corrector), histograms
 
     (value, histograms), grad = jax.value_and_grad(eager_value_and_histograms, has_aux=True)(point)
-    expected_histograms = soft_histograms(point, batch, corrector, 1.0)
+    expected_histograms = soft_histograms(point, batch, corrector, SCALE_UP)
     for region, (contents, variances) in histograms.items():
         np.testing.assert_allclose(contents, expected_histograms[region][0], rtol=1e-9, atol=1e-12)
         np.testing.assert_allclose(variances, expected_histograms[region][1], rtol=1e-9, atol=1e-12)

@@ -112,6 +112,25 @@ def test_joint_counts_equal_brute_force_enumeration():
         np.testing.assert_allclose(result[row], expected, rtol=1e-12, atol=1e-15)
 
 
+@pytest.mark.parametrize("n", [1, 4, 8])
+def test_rank_probabilities_equal_brute_force_enumeration(n):
+    p = RNG.uniform(0, 1, (5, n))
+    p[0, :] = RNG.integers(0, 2, n)  # hard 0/1 inputs: the i-th passing object itself
+    mask = RNG.uniform(size=(5, n)) > 0.25
+    max_rank = 4
+    result = np.asarray(soft.rank_probabilities(p, max_rank, mask))
+    for row in range(5):
+        expected = np.zeros((n, max_rank))
+        for passes in itertools.product((0, 1), repeat=n):
+            outcome = np.array(passes)
+            if np.any(outcome[~mask[row]]):
+                continue  # padding never passes
+            probability = np.prod(np.where(mask[row], np.where(outcome, p[row], 1 - p[row]), 1))
+            for rank, j in enumerate(np.flatnonzero(outcome)[:max_rank]):
+                expected[j, rank] += probability
+        np.testing.assert_allclose(result[row], expected, rtol=1e-12, atol=1e-15)
+
+
 def test_counts_need_an_object_axis():
     with pytest.raises(ValueError, match="object axis"):
         soft.exactly(0.5, 1)

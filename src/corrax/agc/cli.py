@@ -251,7 +251,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             try:
                 summary["fit"][library] = vars(fit(templates))
             except Exception as error:  # noqa: BLE001 - any failed fit is reported, not fatal
-                summary["fit"][library] = {"error": f"{type(error).__name__}: {error}"}
+                summary["fit"][library] = {"error": model.failure_message(error)}
         timings["fit"] = time.perf_counter() - start
     if not args.no_optimise:
         if args.inputs != "generated":

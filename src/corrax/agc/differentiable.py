@@ -19,20 +19,27 @@ ones (tested):
   ``bandwidth`` GeV): each event adds its weight times the kernel's probability in
   each bin.
 
+* **weight variations**: the AGC's ``btag_var_i`` and ``scale_var`` weights take the
+  pt of the i-th selected jet; softly, Σ_j P(jet j is the i-th selected) · w(pt_j)
+  (``soft.rank_probabilities``), the weights from the AGC's ``event_systematics``
+  correction evaluated by corrax.
+
 Each of these is an operation of the general toolkit ``corrax.soft`` (``cut``,
-``exactly``, ``joint_count_probabilities``, ``choose``, ``histogram``,
-``cramer_rao_uncertainty``); this module only says which AGC quantities go in.
+``exactly``, ``joint_count_probabilities``, ``rank_probabilities``, ``choose``,
+``histogram``); this module only says which AGC quantities go in.
 
-Corrections: the jets are corrected by ``JetCorrector.correct_flat`` inside the
-jitted function (JEC, JER hybrid smearing, JES as a continuous nuisance parameter θ),
-each correction evaluated by corrax. Without the real files the JES nuisance is the
-AGC's jet-pt scale, pt × (1 + 0.03 θ).
+Corrections: with the real files the jets are corrected by
+``JetCorrector.correct_flat`` inside the jitted function (JEC and JER hybrid
+smearing, evaluated by corrax), as the hard analysis's nominal jets. The jet
+variations are the hard analysis's: ``pt_scale_up`` (pt × 1.03) and ``pt_res_up``
+(pt × (1 + 0.05 z), z the same HashPRNG numbers), each a pass of the pipeline.
+The real scale factors (lepton ID, pileup) are not in the soft weights: the
+soft figure of merit equals the hard one without the real scale-factor files.
 
-The figure of merit is the expected uncertainty on ``ttbar_norm`` (Cramér–Rao,
-inverse Hessian of −log L on Asimov data, the same HistFactory conventions as
-``corrax.agc.model``) of a model with samples ttbar, W+jets and single top, the
-luminosity, the JES nuisance and the ttbar ME and PS variations, and MC statistics:
-a JAX function of the analysis parameters (``Thresholds``).
+The figure of merit is ``model.expected_uncertainty`` of the soft templates
+(``soft_templates``): the same statistical model as the hard fit and the held-out
+evaluation — every AGC systematic, the luminosity and MC statistics — a JAX function
+of the analysis parameters (``Thresholds``).
 """
 
 from __future__ import annotations
@@ -43,17 +50,21 @@ from dataclasses import dataclass, field, fields
 from typing import Any
 
 import awkward as ak
-import evermore as evm
 import jax
 import jax.numpy as jnp
 import numpy as np
 
 from .. import soft
 from ..jagged import Jagged, capacity_for
-from .analysis import BINS
+from . import model
+from .analysis import BINS, REGIONS, RESOLUTION_WIDTH, SCALE_UP
+from .corrections import agc_systematics, jet_resolution_noise
 
 __all__ = [
+    "JET_PASSES",
     "MAX_JETS",
+    "WEIGHT_SETS",
+    "WEIGHT_VARIATIONS",
     "Batch",
     "Smoothing",
     "Thresholds",
@@ -61,16 +72,18 @@ __all__ = [
     "lepton_columns",
     "load_batch",
     "read_datasets",
-    "rebin",
     "region_probabilities",
     "sample_histograms",
     "soft_histograms",
+    "soft_template_histograms",
+    "soft_templates",
+    "templates_from_soft",
     "ttbar_norm_uncertainty",
+    "weight_factors",
 ]
 
 MAX_JETS = 10  # trijets and b-tag counting use the first 10 jets of an event
 MAX_LEPTONS = 4
-MC_SAMPLES = ("ttbar", "wjets", "single_top")
 
 
 @jax.tree_util.register_dataclass
@@ -114,7 +127,8 @@ class Batch:
 
     ``jets``: a ``Jagged`` of raw jet fields; ``lepton_pt`` and hard selection flags
     ``lepton_ok``: ``[E, 4]``; ``weight``: per event (0 for padding); ``sample``: the
-    index of each event's sample in ``samples`` (static).
+    index of each event's sample in ``samples`` (static). Batches of other event
+    counts but the same capacities share one compilation.
     """
 
     jets: Jagged
@@ -123,7 +137,11 @@ class Batch:
     weight: jax.Array
     sample: jax.Array
     samples: tuple[str, ...] = field(metadata={"static": True}, default=())
-    n_events: int = field(metadata={"static": True}, default=0)
+
+    @property
+    def n_events(self) -> Any:
+        """The number of real (not padding) events."""
+        return self.jets.n_events
 
 
 _BRANCHES = [
@@ -181,10 +199,14 @@ def jet_columns(ev: ak.Array) -> ak.Array:
     """Jagged jet records (NumPy backend) for the soft analysis: raw and stored pt and
     mass, eta, phi, area, b-tag score, ``base`` (1 where the jet passes the cuts that
     are not relaxed: |η| < 2.4 and the tight jet ID), matched generator-jet pt (0 where
-    none), and the event's ρ and event number per jet."""
+    none), the event's ρ and event number per jet, and ``resolution_noise``: the
+    standard normal number of the AGC's ``pt_res_up`` smearing (``jet_resolution_noise``
+    seeded by event, stored pt and φ, as in the hard analysis)."""
     index = ev.Jet_genJetIdx
     valid = (index >= 0) & (index < ak.num(ev.GenJet_pt))
     gen = ak.fill_none(ak.pad_none(ev.GenJet_pt, 1)[ak.where(valid, index, 0)], 0.0)
+    event = ak.broadcast_arrays(ak.values_astype(ev.event, np.int64), ev.Jet_pt)[0]
+    noise = jet_resolution_noise().evaluate(event, ev.Jet_pt, ev.Jet_phi)
     return ak.zip(
         {
             "pt_raw": ev.Jet_pt * (1 - ev.Jet_rawFactor),
@@ -198,7 +220,8 @@ def jet_columns(ev: ak.Array) -> ak.Array:
             "base": ((abs(ev.Jet_eta) < 2.4) & ((ev.Jet_jetId & 4) != 0)) * 1.0,
             "pt_gen": ak.where(valid, gen, 0.0),
             "rho": ak.broadcast_arrays(ev.fixedGridRhoFastjetAll, ev.Jet_pt)[0],
-            "event": ak.broadcast_arrays(ak.values_astype(ev.event, np.int64), ev.Jet_pt)[0],
+            "event": event,
+            "resolution_noise": noise,
         }
     )
 
@@ -256,7 +279,6 @@ def batch_from_arrays(
         weight=per_event(weight),
         sample=per_event(np.broadcast_to(sample, (n,)), np.int32),
         samples=samples,
-        n_events=n,
     )
 
 
@@ -315,41 +337,93 @@ def _soft_mbjj(pt, eta, phi, mass, log_selected, tag_z, temperature):
 
 EDGES = np.linspace(BINS[1], BINS[2], BINS[0] + 1)
 
+# the jet-pt passes of the soft templates: nominal, the AGC's pt_scale_up and pt_res_up
+JET_PASSES = ("nominal", "pt_scale_up", "pt_res_up")
+# the event-weight variations of the AGC (``event_systematics``): name → (syst_name of
+# the correction, direction, rank of the selected jet whose pt it takes)
+WEIGHT_VARIATIONS = {
+    **{
+        f"btag_var_{i}_{direction}": ("btag_var", direction, i)
+        for i in range(4)
+        for direction in ("up", "down")
+    },
+    "scale_var_up": ("scale_var", "up", 0),
+    "scale_var_down": ("scale_var", "down", 0),
+}
+WEIGHT_SETS = ("nominal", *WEIGHT_VARIATIONS)
+
 
 def sample_histograms(values, weights, sample, n_samples, bandwidth):
     """Soft histograms of ``values`` ``[E]`` per sample: (contents, sums of squared
-    weights), ``[n_samples, bins]`` (``sample``: each event's sample index)."""
-    onehot = jax.nn.one_hot(sample, n_samples, dtype=weights.dtype)  # [E, samples]
-    return soft.histogram(values, EDGES, bandwidth, (onehot * weights[:, None]).T)
+    weights), ``[..., n_samples, bins]`` (``weights``: ``[..., E]``; ``sample``: each
+    event's sample index)."""
+    onehot = jax.nn.one_hot(sample, n_samples, dtype=values.dtype)  # [E, samples]
+    per_sample = jnp.asarray(weights)[..., None, :] * onehot.T  # [..., samples, E]
+    return soft.histogram(values, EDGES, bandwidth, per_sample)
 
 
-def corrected_jets(
-    batch: Batch, corrector: Any, jes: jax.Array | float
-) -> tuple[jax.Array, jax.Array]:
-    """Corrected jet pt and mass (flat, ``[capacity]``) at the JES nuisance ``jes``."""
+def weight_factors(selected: jax.Array, pt: jax.Array, systematics: Any) -> jax.Array:
+    """The AGC's event-weight variations as factors on the event weight,
+    ``[len(WEIGHT_VARIATIONS), E]``: each takes the ``event_systematics`` correction
+    (evaluated by corrax) at the pt of the i-th selected jet, a soft choice:
+    Σ_j P(jet j is the i-th selected) · (w(pt_j) − 1) + 1 (``selected``, ``pt``:
+    ``[E, MAX_JETS]``). At 0/1 selection probabilities: the hard analysis's weights."""
+    ranks = soft.rank_probabilities(selected, 4)  # [E, jets, rank]
+    factors = []
+    for name, direction, rank in WEIGHT_VARIATIONS.values():
+        weight = systematics.evaluate(name, direction, pt)
+        factors.append(1.0 + jnp.sum(ranks[..., rank] * (weight - 1.0), axis=-1))
+    return jnp.stack(factors)
+
+
+def region_histograms(
+    observables: Mapping[str, jax.Array],
+    region_weights: Mapping[str, jax.Array],
+    factors: jax.Array,
+    sample: jax.Array,
+    n_samples: int,
+    bandwidth: float,
+) -> jax.Array:
+    """The soft histograms of one jet pass: ``[regions, 2 (contents, sums of squared
+    weights), WEIGHT_SETS, n_samples, 25]``; ``observables`` and ``region_weights``:
+    per region ``[E]``; ``factors``: ``weight_factors``."""
+    out = []
+    for region in REGIONS:
+        weights = region_weights[region]
+        stacked = jnp.concatenate([weights[None], weights[None] * factors])
+        out.append(
+            jnp.stack(sample_histograms(observables[region], stacked, sample, n_samples, bandwidth))
+        )
+    return jnp.stack(out)
+
+
+def corrected_jets(batch: Batch, corrector: Any) -> tuple[jax.Array, jax.Array]:
+    """Corrected jet pt and mass (flat, ``[capacity]``): the JEC chain when
+    ``corrector`` is given, else the stored values."""
     jets = batch.jets
     if corrector is None:
-        scale = 1.0 + 0.03 * jes
-        return jets["pt_stored"] * scale, jets["mass_stored"] * scale
+        return jets["pt_stored"], jets["mass_stored"]
     out = corrector.correct_flat(
         jets["pt_raw"], jets["mass_raw"], jets["eta"], jets["area"], jets["rho"],
-        jets["event"].astype(jnp.int64), jets["pt_gen"], jes=jes,
+        jets["event"].astype(jnp.int64), jets["pt_gen"],
     )  # fmt: skip
     return out["pt"], out["mass"]
 
 
-@functools.partial(jax.jit, static_argnames=("corrector",))
-def soft_histograms(
-    thresholds: Thresholds,
-    batch: Batch,
-    corrector: Any = None,
-    jes: jax.Array | float = 0.0,
-    smoothing: Smoothing = Smoothing(),
-) -> dict[str, tuple[jax.Array, jax.Array]]:
-    """Soft histograms per region: (contents, sums of squared weights), each
-    ``[n_samples, 25]`` (the samples of ``batch``)."""
+def jet_pt_factors(resolution_noise: Any) -> jax.Array:
+    """Per jet pass (``JET_PASSES``): the factor on the corrected jet pt, ``[3, ...]``
+    (the AGC's: 1, ``SCALE_UP``, 1 + ``RESOLUTION_WIDTH`` · z with z the jet's noise;
+    the mass is unchanged, as in the hard analysis)."""
+    z = jnp.asarray(resolution_noise)
+    return jnp.stack([jnp.ones_like(z), jnp.full_like(z, SCALE_UP), 1.0 + RESOLUTION_WIDTH * z])
+
+
+def _event_quantities(thresholds, batch, corrector, pt_factor, smoothing):
+    """Per event of one jet pass: observables and region weights per region, and the
+    dense selection probabilities and pt of the first ``MAX_JETS`` jets."""
     jets = batch.jets
-    pt, mass = corrected_jets(batch, corrector, jes)
+    pt, mass = corrected_jets(batch, corrector)
+    pt = pt * pt_factor
     dense = {
         "pt": jets.first(pt, MAX_JETS),
         "mass": jets.first(mass, MAX_JETS),
@@ -373,140 +447,153 @@ def soft_histograms(
         dense["pt"], dense["eta"], dense["phi"], dense["mass"], log_selected,
         tag_z, smoothing.trijet_temperature,
     )  # fmt: skip
-    n_samples = max(len(batch.samples), 1)
-    return {
-        "4j1b": sample_histograms(
-            ht, batch.weight * one_lepton * p1b, batch.sample, n_samples, smoothing.bandwidth
-        ),
-        "4j2b": sample_histograms(
-            mbjj, batch.weight * one_lepton * p2b, batch.sample, n_samples, smoothing.bandwidth
-        ),
-    }
-
-
-# ---------------------------------------------------------------- figure of merit
-
-
-def rebin(values: jax.Array) -> jax.Array:
-    """25 bins from 50 GeV → 11 bins from 110 GeV (the model's binning), last axis."""
-    return values[..., 3:].reshape(*values.shape[:-1], -1, 2).sum(axis=-1)
-
-
-JES_VALUES = (0.0, 1.0, -1.0)
+    weight = batch.weight * one_lepton
+    observables = {"4j1b": ht, "4j2b": mbjj}
+    return observables, {"4j1b": weight * p1b, "4j2b": weight * p2b}, selected, dense["pt"]
 
 
 @functools.partial(jax.jit, static_argnames=("corrector",))
-def _rebinned_templates(thresholds, batch, corrector, smoothing):
-    """Rebinned soft templates at θ_JES = 0, +1, −1: contents and variances,
-    ``[3, 2 regions, n_samples, 11 bins]`` each (one compilation per capacity)."""
+def soft_histograms(
+    thresholds: Thresholds,
+    batch: Batch,
+    corrector: Any = None,
+    pt_factor: jax.Array | float = 1.0,
+    smoothing: Smoothing = Smoothing(),
+) -> dict[str, tuple[jax.Array, jax.Array]]:
+    """Soft histograms per region, nominal event weights: (contents, sums of squared
+    weights), each ``[n_samples, 25]`` (the samples of ``batch``). ``pt_factor``
+    multiplies the corrected jet pt (a number, or one per jet, ``[capacity]``)."""
+    observables, weights, _, _ = _event_quantities(
+        thresholds, batch, corrector, pt_factor, smoothing
+    )
+    n_samples = max(len(batch.samples), 1)
+    return {
+        region: sample_histograms(
+            observables[region], weights[region], batch.sample, n_samples, smoothing.bandwidth
+        )
+        for region in REGIONS
+    }
 
-    def one(jes):
-        h = soft_histograms(thresholds, batch, corrector, jes, smoothing)
-        return jnp.stack([jnp.stack([rebin(h[r][0]), rebin(h[r][1])]) for r in ("4j1b", "4j2b")])
 
-    stacked = jax.vmap(one)(jnp.asarray(JES_VALUES))  # [jes, region, kind, sample, bins]
-    return stacked[:, :, 0], stacked[:, :, 1]
-
-
-def templates_for(
+@functools.partial(jax.jit, static_argnames=("corrector", "systematics"))
+def soft_template_histograms(
     thresholds: Thresholds,
     batch: Batch,
     corrector: Any = None,
     smoothing: Smoothing = Smoothing(),
-) -> dict[tuple[str, str, float], tuple[jax.Array, jax.Array]]:
-    """Soft, rebinned templates ``{(sample, region, θ_JES): (contents, variances)}``;
-    samples named ``single_top*`` are summed into ``single_top``."""
-    contents, variances = _rebinned_templates(thresholds, batch, corrector, smoothing)
-    templates: dict[tuple[str, str, float], Any] = {}
-    for i, jes in enumerate(JES_VALUES):
-        for r, region in enumerate(("4j1b", "4j2b")):
-            for k, name in enumerate(batch.samples):
-                add_template(templates, name, region, jes, contents[i, r, k], variances[i, r, k])
-    return templates
+    systematics: Any = None,
+) -> jax.Array:
+    """Every soft histogram the model needs, ``[JET_PASSES, regions, 2 (contents,
+    sums of squared weights), WEIGHT_SETS, n_samples, 25]`` (one compilation per
+    capacity); ``systematics``: the AGC's ``event_systematics`` correction (default
+    the built-in one)."""
+    systematics = systematics if systematics is not None else default_systematics()
+    n_samples = max(len(batch.samples), 1)
+
+    def one_pass(pt_factor):
+        observables, weights, selected, pt = _event_quantities(
+            thresholds, batch, corrector, pt_factor, smoothing
+        )
+        factors = weight_factors(selected, pt, systematics)
+        return region_histograms(
+            observables, weights, factors, batch.sample, n_samples, smoothing.bandwidth
+        )
+
+    return jax.vmap(one_pass)(jet_pt_factors(batch.jets["resolution_noise"]))
 
 
-def add_template(templates: dict, sample: str, region: str, jes: float, contents, variances):
-    """Add rebinned contents and variances to ``templates`` under (sample, region,
-    θ_JES); samples named ``single_top*`` are summed into ``single_top``."""
-    key = ("single_top" if sample.startswith("single_top") else sample, region, jes)
-    previous = templates.get(key, (0.0, 0.0))
-    templates[key] = (previous[0] + contents, previous[1] + variances)
+@functools.cache
+def default_systematics() -> Any:
+    """The AGC's ``event_systematics`` correction, built in (see ``corrections``)."""
+    return agc_systematics()
 
 
-@functools.partial(jax.jit, static_argnames=("corrector",))
+def templates_from_soft(histograms: jax.Array, samples: Sequence[str]) -> model.Templates:
+    """The model's templates from ``soft_template_histograms`` (rebinned to the model's
+    11 bins): the batch's samples ``ttbar``, ``wjets``, ``single_top_*`` are the model's
+    samples, ``ttbar_<variation>`` (``ME_var``, ``PS_var``, ``scaleup``,
+    ``scaledown``) their variations, as in the hard analysis's histograms. One
+    gather per array (the gradient is one scatter, not one per template)."""
+    index = {name: k for k, name in enumerate(samples)}
+    empty = len(samples)  # a row of zeros for a model sample the batch lacks
+
+    def locate(sample: str, variation: str) -> tuple[int, int, int] | None:
+        """(jet pass, weight set, batch sample) of one histogram of the model."""
+        if variation == "nominal":
+            return 0, 0, index.get(sample, empty)
+        if variation in JET_PASSES:
+            where = JET_PASSES.index(variation), 0, sample
+        elif variation in WEIGHT_VARIATIONS:
+            where = 0, WEIGHT_SETS.index(variation), sample
+        else:  # an alternative sample (ttbar ME_var, ...)
+            where = 0, 0, f"{sample}_{variation}"
+        return None if where[2] not in index else (where[0], where[1], index[where[2]])
+
+    found = {}
+    for sample in model.SAMPLES:
+        if sample not in index:
+            continue
+        for systematic in model.SYSTEMATICS:
+            if not systematic.acts_on(sample):
+                continue
+            up = locate(sample, systematic.up)
+            down = locate(sample, systematic.down) if systematic.down else up
+            if up is not None and down is not None:
+                found[sample, systematic.name] = (up, down)
+    names = tuple(s.name for s in model.SYSTEMATICS if any(key[1] == s.name for key in found))
+    n_channels = len(model.CHANNELS)
+    regions = np.array([REGIONS.index(c) for c in model.CHANNELS])
+    nominal_at = np.array([locate(s, "nominal") for s in model.SAMPLES])  # (S, 3)
+    at = np.empty((len(model.SAMPLES), len(names), 2, 3), dtype=int)
+    for s, sample in enumerate(model.SAMPLES):
+        for k, name in enumerate(names):
+            at[s, k] = found.get((sample, name), (nominal_at[s], nominal_at[s]))
+    present = tuple(
+        tuple(tuple((sample, name) in found for name in names) for sample in model.SAMPLES)
+        for _ in range(n_channels)
+    )
+    padded = jnp.concatenate([histograms, jnp.zeros_like(histograms[..., :1, :])], axis=-2)
+
+    def gather(where: np.ndarray, kind: int) -> jax.Array:
+        # where: (..., 3) → padded[pass, region, kind, weight set, sample] per channel
+        region = regions.reshape((n_channels,) + (1,) * (where.ndim - 1))
+        values = padded[where[..., 0], region, kind, where[..., 1], where[..., 2]]
+        return model.rebin(values)
+
+    nominal, up = gather(nominal_at, 0), gather(at[:, :, 0], 0)
+    variance, down = gather(nominal_at, 1), gather(at[:, :, 1], 0)
+    data = model.pseudodata(nominal, up, names)
+    return model.Templates(nominal, variance, up, down, data, names, present)
+
+
+def soft_templates(
+    thresholds: Thresholds,
+    batch: Batch,
+    corrector: Any = None,
+    smoothing: Smoothing = Smoothing(),
+    systematics: Any = None,
+) -> model.Templates:
+    """The model's templates from the soft analysis (a pytree of JAX arrays,
+    differentiable in ``thresholds``)."""
+    histograms = soft_template_histograms(thresholds, batch, corrector, smoothing, systematics)
+    return templates_from_soft(histograms, batch.samples)
+
+
+@functools.partial(jax.jit, static_argnames=("corrector", "systematics"))
 def ttbar_norm_uncertainty(
     thresholds: Thresholds,
     batch: Batch,
     corrector: Any = None,
     smoothing: Smoothing = Smoothing(),
+    systematics: Any = None,
 ) -> jax.Array:
-    """Expected uncertainty on ``ttbar_norm`` (Asimov, Cramér–Rao; μ = 1).
+    """The figure of merit: ``model.expected_uncertainty`` (expected σ(ttbar_norm) on
+    Asimov data, every nuisance parameter profiled) of the soft templates.
 
-    ``batch``: samples ``ttbar``, ``ttbar_ME_var``, ``ttbar_PS_var``, ``wjets`` and
-    ``single_top_*`` (see ``load_batch``). Differentiable in ``thresholds``.
+    ``batch``: samples ``ttbar``, ``wjets``, ``single_top_*`` and the alternative
+    ttbar samples ``ttbar_ME_var``, ``ttbar_PS_var``, ``ttbar_scaleup``,
+    ``ttbar_scaledown`` (see ``load_batch``). Differentiable in ``thresholds``.
     """
-    return fisher_uncertainty(templates_for(thresholds, batch, corrector, smoothing))
-
-
-@jax.jit
-def fisher_uncertainty(
-    templates: Mapping[tuple[str, str, float], tuple[jax.Array, jax.Array]],
-) -> jax.Array:
-    regions = ("4j1b", "4j2b")
-    n_bins = templates[("ttbar", "4j1b", 0.0)][0].shape[0]
-
-    def expected(x):
-        mu = evm.Parameter(x[0])
-        lumi, jes, me, ps = (evm.NormalParameter(x[i]) for i in range(1, 5))
-        out = []
-        for r, region in enumerate(regions):
-            gamma = evm.Parameter(x[5 + r * n_bins : 5 + (r + 1) * n_bins])
-            total = 0.0
-            for sample in MC_SAMPLES:
-                nominal = templates[(sample, region, 0.0)][0]
-                modifiers = [
-                    lumi.scale_log_symmetric(1.03),
-                    gamma.scale(),
-                    jes.morphing(
-                        templates[(sample, region, 1.0)][0], templates[(sample, region, -1.0)][0]
-                    ),
-                ]
-                if sample == "ttbar":
-                    modifiers.append(mu.scale())
-                    for parameter, variation in ((me, "ttbar_ME_var"), (ps, "ttbar_PS_var")):
-                        up = templates[(variation, region, 0.0)][0]
-                        modifiers.append(parameter.morphing(up, 2 * nominal - up))
-                total = total + _apply(modifiers, nominal)
-            out.append(total)
-        return jnp.concatenate(out)
-
-    variance = jnp.concatenate(
-        [sum(templates[(s, r, 0.0)][1] for s in MC_SAMPLES) for r in regions]
+    return model.expected_uncertainty(
+        soft_templates(thresholds, batch, corrector, smoothing, systematics)
     )
-    nominal_total = jnp.concatenate(
-        [sum(templates[(s, r, 0.0)][0] for s in MC_SAMPLES) for r in regions]
-    )
-    relative = jnp.sqrt(variance) / jnp.maximum(nominal_total, 1e-9)
-    x0 = jnp.concatenate([jnp.ones(1), jnp.zeros(4), jnp.ones(2 * n_bins)])
-    asimov = expected(x0)  # Asimov data: the expectation at the nominal parameters
-
-    def nll(x):
-        lam = jnp.maximum(expected(x), 1e-9)
-        poisson = -(asimov * jnp.log(lam) - lam).sum()
-        constraints = 0.5 * jnp.sum(x[1:5] ** 2)
-        gamma = x[5:]
-        return (
-            poisson
-            + constraints
-            + 0.5 * jnp.sum(((gamma - 1.0) / jnp.maximum(relative, 1e-6)) ** 2)
-        )
-
-    return soft.cramer_rao_uncertainty(nll, x0)[0]
-
-
-def _apply(modifiers, nominal):
-    offset, scale = jnp.zeros_like(nominal), jnp.ones_like(nominal)
-    for modifier in modifiers:
-        effect = modifier.offset_and_scale(nominal)
-        offset, scale = offset + effect.offset, scale * effect.scale
-    return scale * (nominal + offset)

@@ -18,12 +18,13 @@ import jax
 import numpy as np
 
 from ..jagged import capacity_for
+from . import model
 from .differentiable import (
     Smoothing,
     Thresholds,
-    fisher_uncertainty,
     load_batch,
-    templates_for,
+    soft_template_histograms,
+    templates_from_soft,
 )
 
 __all__ = ["chunk_contribution", "chunks_of", "value_and_grad"]
@@ -43,30 +44,26 @@ def chunk_contribution(
     smoothing: Smoothing | None = None,
     split: str | None = None,
     capacities: tuple[int, int] | None = None,
-) -> dict[tuple[str, str, float], tuple[np.ndarray, ...]]:
-    """Templates of one chunk and their Jacobian: ``{key: (contents, variances,
-    d contents/dθ [3, bins], d variances/dθ [3, bins])}`` (θ in ``Thresholds`` order)."""
+) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """The soft histograms of one chunk and their Jacobian, per sample: ``{sample:
+    (histograms, d histograms/dθ)}``, the histograms as one sample's slice of
+    ``soft_template_histograms`` and the Jacobian with a leading axis of the three
+    thresholds (``Thresholds`` order)."""
     jax.config.update("jax_enable_x64", True)  # on a worker: JAX starts with its defaults
     batch = load_batch(chunk, split, capacities)
     smoothing = smoothing or Smoothing()
 
-    def templates(t: Thresholds) -> Any:
-        return templates_for(t, batch, corrector, smoothing)
+    def histograms(t: Thresholds) -> jax.Array:
+        return soft_template_histograms(t, batch, corrector, smoothing)
 
     point = Thresholds(**thresholds)
-    # the templates come out of the same forward-mode pass (one compilation)
-    jacobian, values = jax.jacfwd(lambda t: (templates(t), templates(t)), has_aux=True)(point)
-    names = list(point.as_dict())
-    result = {}
-    for key, (contents, variances) in values.items():
-        d_contents, d_variances = jacobian[key]
-        result[key] = (
-            np.asarray(contents),
-            np.asarray(variances),
-            np.stack([np.asarray(getattr(d_contents, n)) for n in names]),
-            np.stack([np.asarray(getattr(d_variances, n)) for n in names]),
-        )
-    return result
+    # the histograms come out of the same forward-mode pass (one compilation)
+    jacobian, values = jax.jacfwd(lambda t: (histograms(t), histograms(t)), has_aux=True)(point)
+    d_values = np.stack([np.asarray(getattr(jacobian, n)) for n in point.as_dict()])
+    return {
+        name: (np.asarray(values)[..., k, :], d_values[..., k, :])
+        for k, name in enumerate(batch.samples)
+    }
 
 
 def _common_capacities(chunks: Sequence[Datasets]) -> tuple[int, int]:
@@ -115,12 +112,14 @@ def value_and_grad(
     total: dict = {}
     for part in parts:
         _add(total, part)
-    templates = {
-        key: (jax.numpy.asarray(v[0]), jax.numpy.asarray(v[1])) for key, v in total.items()
-    }
-    value, pullback = jax.vjp(fisher_uncertainty, templates)
-    (cotangent,) = pullback(jax.numpy.ones_like(value))
-    gradient = np.zeros(len(point))
-    for key, (d_contents, d_variances) in cotangent.items():
-        gradient += total[key][2] @ np.asarray(d_contents) + total[key][3] @ np.asarray(d_variances)
+    samples = tuple(datasets)
+    # [..., sample, bins] as soft_template_histograms of one batch of every sample
+    stacked = np.stack([total[name][0] for name in samples], axis=-2)
+    d_stacked = np.stack([total[name][1] for name in samples], axis=-2)
+
+    def figure_of_merit(histograms: jax.Array) -> jax.Array:
+        return model.expected_uncertainty(templates_from_soft(histograms, samples))
+
+    value, cotangent = jax.value_and_grad(figure_of_merit)(jax.numpy.asarray(stacked))
+    gradient = np.tensordot(d_stacked, np.asarray(cotangent), axes=cotangent.ndim)
     return float(value), dict(zip(point, gradient.tolist(), strict=True))

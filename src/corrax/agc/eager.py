@@ -39,21 +39,23 @@ import numpy as np
 import vector.backends.awkward as vector_awkward
 
 from .. import soft
+from . import model
+from .analysis import REGIONS, RESOLUTION_WIDTH, SCALE_UP
 from .differentiable import (
-    JES_VALUES,
     MAX_JETS,
     MAX_LEPTONS,
     Smoothing,
     Thresholds,
-    add_template,
     concatenate_samples,
-    fisher_uncertainty,
+    default_systematics,
     jet_columns,
     lepton_columns,
     read_datasets,
-    rebin,
+    region_histograms,
     region_probabilities,
     sample_histograms,
+    templates_from_soft,
+    weight_factors,
 )
 
 __all__ = ["EagerBatch", "load_eager_batch", "soft_histograms", "ttbar_norm_uncertainty"]
@@ -127,13 +129,12 @@ def _padded(values: ak.Array, width: int) -> jax.Array:
     return ak.to_jax(ak.fill_none(ak.pad_none(values, width, axis=1, clip=True), 0.0))
 
 
-def _corrected(sample: EagerBatch, corrector: Any, jes: float) -> tuple[ak.Array, ak.Array]:
+def _corrected(sample: EagerBatch, corrector: Any) -> tuple[ak.Array, ak.Array]:
     jets = sample.jets
     if corrector is None:
-        scale = 1.0 + 0.03 * jes
-        return jets.pt_stored * scale, jets.mass_stored * scale
+        return jets.pt_stored, jets.mass_stored
     corrected = corrector(
-        jets, sample.rho, sample.event, jets.pt_gen, jes=jes,
+        jets, sample.rho, sample.event, jets.pt_gen,
         pt_raw=jets.pt_raw, mass_raw=jets.mass_raw,
     )  # fmt: skip
     return corrected.pt, corrected.mass
@@ -166,18 +167,11 @@ def _soft_mbjj(jets: ak.Array, log_selected: ak.Array, tag_z: ak.Array, temperat
     return ak.sum(softmax * trijet.mass, axis=1)
 
 
-def soft_histograms(
-    thresholds: Thresholds,
-    batch: EagerBatch,
-    corrector: Any = None,
-    jes: float = 0.0,
-    smoothing: Smoothing | None = None,
-) -> dict[str, tuple[jax.Array, jax.Array]]:
-    """Soft histograms per region: (contents, sums of squared weights), each
-    ``[n_samples, 25]`` (as ``differentiable.soft_histograms``; ``smoothing``: its
-    default ``Smoothing()``)."""
-    smoothing = smoothing or Smoothing()
-    pt, mass = _corrected(batch, corrector, jes)
+def _event_quantities(thresholds, batch, pt_factor, smoothing, corrected):
+    """As ``differentiable._event_quantities``, jagged: observables and region weights
+    per region, and the dense selection probabilities and pt of the jets."""
+    pt, mass = corrected
+    pt = pt * pt_factor
     jets = ak.zip({"pt": pt, "eta": batch.jets.eta, "phi": batch.jets.phi, "mass": mass})
     jet_z = (pt - thresholds.jet_pt) / smoothing.pt_width
     tag_z = (batch.jets.btag - thresholds.btag) / smoothing.btag_width
@@ -189,14 +183,37 @@ def soft_histograms(
     lepton_p = leptons.ok * _sigmoid((leptons.pt - thresholds.lepton_pt) / smoothing.pt_width)
 
     one_lepton = soft.exactly(_padded(lepton_p, MAX_LEPTONS), 1)
-    p1b, p2b = region_probabilities(_padded(selected, MAX_JETS), _padded(tagged, MAX_JETS))
+    dense_selected = _padded(selected, MAX_JETS)
+    p1b, p2b = region_probabilities(dense_selected, _padded(tagged, MAX_JETS))
     ht = ak.to_jax(ak.sum(selected * pt, axis=1))
     mbjj = ak.to_jax(_soft_mbjj(jets, log_selected, tag_z, smoothing.trijet_temperature))
     weight = ak.to_jax(batch.weight) * one_lepton
+    observables = {"4j1b": ht, "4j2b": mbjj}
+    weights = {"4j1b": weight * p1b, "4j2b": weight * p2b}
+    return observables, weights, dense_selected, _padded(pt, MAX_JETS)
+
+
+def soft_histograms(
+    thresholds: Thresholds,
+    batch: EagerBatch,
+    corrector: Any = None,
+    pt_factor: Any = 1.0,
+    smoothing: Smoothing | None = None,
+) -> dict[str, tuple[jax.Array, jax.Array]]:
+    """Soft histograms per region: (contents, sums of squared weights), each
+    ``[n_samples, 25]`` (as ``differentiable.soft_histograms``; ``pt_factor``: a
+    number or jagged, per jet; ``smoothing``: its default ``Smoothing()``)."""
+    smoothing = smoothing or Smoothing()
+    corrected = _corrected(batch, corrector)
+    observables, weights, _, _ = _event_quantities(
+        thresholds, batch, pt_factor, smoothing, corrected
+    )
     n_samples = len(batch.samples)
     return {
-        "4j1b": sample_histograms(ht, weight * p1b, batch.sample, n_samples, smoothing.bandwidth),
-        "4j2b": sample_histograms(mbjj, weight * p2b, batch.sample, n_samples, smoothing.bandwidth),
+        region: sample_histograms(
+            observables[region], weights[region], batch.sample, n_samples, smoothing.bandwidth
+        )
+        for region in REGIONS
     }
 
 
@@ -205,14 +222,26 @@ def ttbar_norm_uncertainty(
     batch: EagerBatch,
     corrector: Any = None,
     smoothing: Smoothing | None = None,
+    systematics: Any = None,
 ) -> jax.Array:
-    """``differentiable.ttbar_norm_uncertainty`` on the eager path: the soft templates
-    at θ_JES = 0, ±1, then the same figure of merit."""
+    """``differentiable.ttbar_norm_uncertainty`` on the eager path: the soft
+    histograms of each jet pass (nominal, ``pt_scale_up``, ``pt_res_up``) with the
+    weight variations, then the same templates and model."""
     smoothing = smoothing or Smoothing()
-    templates: dict[tuple[str, str, float], Any] = {}
-    for jes in JES_VALUES:
-        histograms = soft_histograms(thresholds, batch, corrector, jes, smoothing)
-        for region, (contents, variances) in histograms.items():
-            for k, name in enumerate(batch.samples):
-                add_template(templates, name, region, jes, rebin(contents[k]), rebin(variances[k]))
-    return fisher_uncertainty(templates)
+    systematics = systematics if systematics is not None else default_systematics()
+    corrected = _corrected(batch, corrector)
+    # the jet passes of differentiable.JET_PASSES, per jet on the jagged jets
+    jet_passes = (1.0, SCALE_UP, 1.0 + RESOLUTION_WIDTH * batch.jets.resolution_noise)
+    histograms = []
+    for pt_factor in jet_passes:
+        observables, weights, selected, pt = _event_quantities(
+            thresholds, batch, pt_factor, smoothing, corrected
+        )
+        factors = weight_factors(selected, pt, systematics)
+        histograms.append(
+            region_histograms(
+                observables, weights, factors, batch.sample, len(batch.samples), smoothing.bandwidth
+            )
+        )
+    templates = templates_from_soft(jnp.stack(histograms), batch.samples)
+    return model.expected_uncertainty(templates)

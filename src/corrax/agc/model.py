@@ -41,8 +41,9 @@ is computed: ttbar is 75–95 % of every bin, so the background-only fit behind
 from __future__ import annotations
 
 import contextlib
+import logging
 from collections.abc import Callable, Iterator, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import evermore as evm
@@ -67,6 +68,7 @@ __all__ = [
     "evermore_fit",
     "expected_counts",
     "expected_uncertainty",
+    "failure_message",
     "fit_pyhf_model",
     "minimise",
     "negative_log_likelihood",
@@ -74,6 +76,7 @@ __all__ = [
     "norm_plus_shape",
     "normsys_code4",
     "parameter_names",
+    "pseudodata",
     "pyhf_expected_uncertainty",
     "pyhf_fit",
     "pyhf_hessian",
@@ -129,24 +132,63 @@ def rebin(values: Any) -> Any:
 @jax.tree_util.register_dataclass
 @dataclass
 class Templates:
-    """The model's inputs, each an array of 11 bins (NumPy, or JAX inside ``jit``):
+    """The model's inputs as arrays over C = 2 channels (``CHANNELS``), S = 5 samples
+    (``SAMPLES``), K systematics (``names``) and B = 11 bins; NumPy arrays, or JAX
+    arrays (the soft templates, differentiable):
 
-    ``nominal[channel][sample]`` and ``variance[channel][sample]`` (sums of weights and
-    of squared weights); ``systematics[channel][sample][name] = (up, down)``, ``down``
-    None where symmetrised; ``data[channel]``. Only the systematics a sample has
-    appear (a variation never filled is absent).
+    ``nominal``, ``variance`` (C, S, B): sums of weights and of squared weights;
+    ``up``, ``down`` (C, S, K, B): the variation templates (``down`` unused where the
+    systematic is symmetrised), the nominal where a sample lacks the systematic;
+    ``data`` (C, B). Static: ``names`` and ``present[c][s][k]``, whether sample s has
+    systematic k in channel c (a variation never filled is absent).
     """
 
-    nominal: dict[str, dict[str, Any]]
-    variance: dict[str, dict[str, Any]]
-    systematics: dict[str, dict[str, dict[str, tuple[Any, Any]]]]
-    data: dict[str, Any]
+    nominal: Any
+    variance: Any
+    up: Any
+    down: Any
+    data: Any
+    names: tuple[str, ...] = field(metadata={"static": True}, default=())
+    present: tuple[tuple[tuple[bool, ...], ...], ...] = field(metadata={"static": True}, default=())
 
-    @property
-    def names(self) -> list[str]:
-        """The systematics present, in ``SYSTEMATICS`` order."""
-        present = {n for c in self.systematics.values() for s in c.values() for n in s}
-        return [s.name for s in SYSTEMATICS if s.name in present]
+    def sample(self, channel: str, sample: str) -> tuple[Any, Any]:
+        """(nominal, variance) of one sample in one channel, (B,) each."""
+        c, s = CHANNELS.index(channel), SAMPLES.index(sample)
+        return self.nominal[c, s], self.variance[c, s]
+
+    def systematic(self, channel: str, sample: str, name: str) -> tuple[Any, Any] | None:
+        """(up, down) of one systematic (``down`` None where symmetrised), None where
+        the sample lacks it."""
+        c, s = CHANNELS.index(channel), SAMPLES.index(sample)
+        if name not in self.names or not self.present[c][s][self.names.index(name)]:
+            return None
+        k = self.names.index(name)
+        return self.up[c, s, k], None if _SYMMETRISED[name] else self.down[c, s, k]
+
+    def systematics_of(self, channel: str, sample: str) -> list[str]:
+        """The systematics one sample has in one channel."""
+        c, s = CHANNELS.index(channel), SAMPLES.index(sample)
+        return [n for n, here in zip(self.names, self.present[c][s], strict=True) if here]
+
+
+_SYMMETRISED = {s.name: s.down is None for s in SYSTEMATICS}
+
+
+def _stack(arrays: list[Any]) -> Any:
+    """np.stack for NumPy inputs (no silent float32 without x64), jnp.stack for JAX."""
+    if any(isinstance(a, jax.Array) for a in arrays):
+        return jnp.stack([jnp.asarray(a) for a in arrays])
+    return np.stack([np.asarray(a, dtype=np.float64) for a in arrays])
+
+
+def pseudodata(nominal: Any, up: Any, names: tuple[str, ...]) -> Any:
+    """The AGC's pseudodata per channel, (C, B): (ttbar ME_var + ttbar PS_var)/2 +
+    W+jets; the sum of the nominal samples where the ME or PS variation is absent."""
+    if "ME_var" not in names or "PS_var" not in names:
+        return nominal.sum(axis=1)
+    ttbar, wjets = SAMPLES.index("ttbar"), SAMPLES.index("wjets")
+    me, ps = up[:, ttbar, names.index("ME_var")], up[:, ttbar, names.index("PS_var")]
+    return (me + ps) / 2 + nominal[:, wjets]
 
 
 Lookup = Callable[[str, str, str], "tuple[Any, Any] | None"]
@@ -155,18 +197,14 @@ Lookup = Callable[[str, str, str], "tuple[Any, Any] | None"]
 def templates_from(lookup: Lookup) -> Templates:
     """Templates from ``lookup(channel, sample, variation) → (contents, sumw2)``
     (rebinned, 11 bins; None where that histogram does not exist). A sample without
-    a nominal histogram in a channel is empty there (zeros)."""
-    nominal: dict[str, dict[str, Any]] = {}
-    variance: dict[str, dict[str, Any]] = {}
-    systematics: dict[str, dict[str, dict[str, tuple[Any, Any]]]] = {}
-    data: dict[str, Any] = {}
+    a nominal histogram in a channel is empty there (zeros); data: ``pseudodata``."""
+    nominal, variance, found = [], [], {}
     for channel in CHANNELS:
-        nominal[channel], variance[channel], systematics[channel] = {}, {}, {}
         for sample in SAMPLES:
-            found = lookup(channel, sample, "nominal")
-            contents, sumw2 = found if found is not None else (np.zeros(11), np.zeros(11))
-            nominal[channel][sample], variance[channel][sample] = contents, sumw2
-            variations: dict[str, tuple[Any, Any]] = {}
+            entry = lookup(channel, sample, "nominal")
+            contents, sumw2 = entry if entry is not None else (np.zeros(11), np.zeros(11))
+            nominal.append(contents)
+            variance.append(sumw2)
             for systematic in SYSTEMATICS:
                 if not systematic.acts_on(sample):
                     continue
@@ -174,12 +212,39 @@ def templates_from(lookup: Lookup) -> Templates:
                 down = None if systematic.down is None else lookup(channel, sample, systematic.down)
                 if up is None or (systematic.down is not None and down is None):
                     continue
-                variations[systematic.name] = (up[0], None if down is None else down[0])
-            systematics[channel][sample] = variations
-        me, ps = (lookup(channel, "ttbar", v) for v in ("ME_var", "PS_var"))
-        if me is not None and ps is not None:
-            data[channel] = (me[0] + ps[0]) / 2 + nominal[channel]["wjets"]
-    return Templates(nominal, variance, systematics, data)
+                found[channel, sample, systematic.name] = (up[0], None if down is None else down[0])
+    names = tuple(s.name for s in SYSTEMATICS if any(key[2] == s.name for key in found))
+    shape = (len(CHANNELS), len(SAMPLES))
+    nominal_array = _stack(nominal).reshape(*shape, -1)
+    variance_array = _stack(variance).reshape(*shape, -1)
+    up, down, present = [], [], []
+    for c, channel in enumerate(CHANNELS):
+        present.append([])
+        for s, sample in enumerate(SAMPLES):
+            flags = []
+            for name in names:
+                entry = found.get((channel, sample, name))
+                flags.append(entry is not None)
+                up.append(nominal[c * len(SAMPLES) + s] if entry is None else entry[0])
+                down.append(
+                    nominal[c * len(SAMPLES) + s] if entry is None or entry[1] is None else entry[1]
+                )
+            present[c].append(tuple(flags))
+    bins = nominal_array.shape[-1]
+    if names:
+        up_array = _stack(up).reshape(*shape, len(names), bins)
+        down_array = _stack(down).reshape(*shape, len(names), bins)
+    else:
+        up_array = down_array = np.zeros((*shape, 0, bins))
+    return Templates(
+        nominal_array,
+        variance_array,
+        up_array,
+        down_array,
+        pseudodata(nominal_array, up_array, names),
+        names,
+        tuple(tuple(p) for p in present),
+    )
 
 
 def build_templates(histograms: Mapping[str, Any]) -> Templates:
@@ -330,39 +395,20 @@ class _Dense:
 
 
 def _dense(templates: Templates) -> _Dense:
-    names = templates.names
-    nominal = jnp.stack(
-        [jnp.stack([jnp.asarray(templates.nominal[c][s]) for s in SAMPLES]) for c in CHANNELS]
-    )
-    symmetrised = np.array(
-        [next(s for s in SYSTEMATICS if s.name == n).down is None for n in names]
-    )
-
-    def stacked(side: int) -> jax.Array:
-        def one(c: int, s: int, name: str) -> jax.Array:
-            found = templates.systematics[CHANNELS[c]][SAMPLES[s]].get(name)
-            if found is None or found[side] is None:
-                return nominal[c, s]
-            return jnp.asarray(found[side])
-
-        rows = [
-            jnp.stack([jnp.stack([one(c, s, n) for n in names]) for s in range(len(SAMPLES))])
-            for c in range(len(CHANNELS))
-        ]
-        return jnp.stack(rows)
-
-    if names:
-        up, down = stacked(0), stacked(1)
+    nominal = jnp.asarray(templates.nominal)
+    symmetrised = np.array([_SYMMETRISED[n] for n in templates.names], dtype=bool)
+    if templates.names:
         kappa_up, kappa_down, shape_up, shape_down = norm_plus_shape(
-            nominal[:, :, None, :], up, down, symmetrised[:, None]
+            nominal[:, :, None, :],
+            jnp.asarray(templates.up),
+            jnp.asarray(templates.down),
+            symmetrised[:, None],
         )
         kappa_up, kappa_down = kappa_up[..., 0], kappa_down[..., 0]
     else:
         shape_up = shape_down = jnp.zeros((*nominal.shape[:2], 0, nominal.shape[-1]))
         kappa_up = kappa_down = jnp.ones((*nominal.shape[:2], 0))
-    variance = jnp.stack(
-        [sum(jnp.asarray(v) for v in templates.variance[c].values()) for c in CHANNELS]
-    )
+    variance = jnp.asarray(templates.variance).sum(axis=1)
     relative = _safe_divide(jnp.sqrt(variance), nominal.sum(axis=1), 0.0)
     # the γ of an empty bin has no effect: a unit width decouples it (module docstring)
     stat_width = jnp.where(relative > 0, relative, 1.0)
@@ -404,13 +450,14 @@ def _negative_log_likelihood(x: jax.Array, dense: _Dense, data: jax.Array) -> ja
     return nll - evm.pdf.Normal(mean=1.0, width=dense.stat_width).log_prob(gamma).sum()
 
 
-def _data_array(data: Mapping[str, Any]) -> jax.Array:
-    return jnp.stack([jnp.asarray(data[channel]) for channel in CHANNELS])
+def _data_array(data: Any) -> jax.Array:
+    """Observed counts (C, B) from a (C, B) array or ``{channel: (B,)}``."""
+    if isinstance(data, Mapping):
+        return jnp.stack([jnp.asarray(data[channel]) for channel in CHANNELS])
+    return jnp.asarray(data)
 
 
-def negative_log_likelihood(
-    x: jax.Array, templates: Templates, data: Mapping[str, Any]
-) -> jax.Array:
+def negative_log_likelihood(x: jax.Array, templates: Templates, data: Any) -> jax.Array:
     """−log L: Poisson per bin, standard-normal constraints on lumi and the
     systematics, Gaussian constraints on the γ (constants dropped)."""
     return _negative_log_likelihood(x, _dense(templates), _data_array(data))
@@ -453,7 +500,7 @@ def _bounds(size: int, n_constrained: int) -> tuple[np.ndarray, np.ndarray]:
 
 
 def minimise(
-    templates: Templates, data: Mapping[str, Any], fixed_mu: float | None = None
+    templates: Templates, data: Any, fixed_mu: float | None = None
 ) -> tuple[np.ndarray, float]:
     """The maximum-likelihood parameters and −log L there: L-BFGS-B from the nominal
     parameters with exact JAX gradients, then Newton steps with the exact Hessian
@@ -512,7 +559,7 @@ def _poi_uncertainty(hessian: np.ndarray, poi: int = 0) -> float:
     return float(np.sqrt(inverse[position, position]))
 
 
-def evermore_fit(templates: Templates, data: Mapping[str, Any] | None = None) -> FitResult:
+def evermore_fit(templates: Templates, data: Any = None) -> FitResult:
     """Fit with evermore (JAX) to ``data`` (default: the pseudodata):
     ``ttbar_norm`` ± √(H⁻¹)₀₀ from the exact Hessian at the minimum."""
     data = templates.data if data is None else data
@@ -531,8 +578,8 @@ def _floats(values: Any) -> list[float]:
 def _filled_bins(templates: Templates) -> dict[str, np.ndarray]:
     """Per channel: the bins where some sample expects events."""
     return {
-        c: np.sum([np.asarray(v) for v in templates.nominal[c].values()], axis=0) > 0
-        for c in CHANNELS
+        channel: np.asarray(templates.nominal)[c].sum(axis=0) > 0
+        for c, channel in enumerate(CHANNELS)
     }
 
 
@@ -554,14 +601,14 @@ def pyhf_spec(templates: Templates) -> dict[str, Any]:
                 {
                     "name": f"staterror_{channel}",
                     "type": "staterror",
-                    "data": _floats(np.sqrt(templates.variance[channel][sample])[keep]),
+                    "data": _floats(np.sqrt(np.asarray(templates.variance)[c, s])[keep]),
                 },
                 {"name": "lumi", "type": "normsys", "data": {"hi": LUMI[0], "lo": LUMI[1]}},
             ]
             if sample == "ttbar":
                 modifiers.append({"name": "ttbar_norm", "type": "normfactor", "data": None})
             for k, name in enumerate(templates.names):
-                if name not in templates.systematics[channel][sample]:
+                if not templates.present[c][s][k]:
                     continue
                 kappas = {
                     "hi": float(dense.kappa_up[c, s, k]),
@@ -579,6 +626,13 @@ def pyhf_spec(templates: Templates) -> dict[str, Any]:
     return {"channels": channels}
 
 
+def failure_message(error: BaseException) -> str:
+    """A one-line account of a failed fit or figure (pyhf's FailedMinimization carries
+    Minuit's whole report: its first line says what failed)."""
+    first = str(error).strip().splitlines()[0] if str(error).strip() else ""
+    return f"{type(error).__name__}: {first}"
+
+
 @contextlib.contextmanager
 def pyhf_jax_backend() -> Iterator[None]:
     """pyhf's JAX backend for the duration of the block; the backend that was set
@@ -586,7 +640,8 @@ def pyhf_jax_backend() -> Iterator[None]:
     import pyhf
 
     previous = pyhf.get_backend()
-    pyhf.set_backend("jax", pyhf.optimize.minuit_optimizer(tolerance=1e-6))
+    # a call limit: where Minuit cannot converge (small samples) it fails in seconds
+    pyhf.set_backend("jax", pyhf.optimize.minuit_optimizer(tolerance=1e-6, maxiter=20_000))
     try:
         yield
     finally:
@@ -629,7 +684,16 @@ def fit_pyhf_model(model: Any, data: Any) -> FitResult:
     data = jnp.asarray(data, dtype=jnp.float64)
     bounds = model.config.suggested_bounds()
     bounds[model.config.poi_index] = (0.0, 10.0)
-    fitted = pyhf.infer.mle.fit(data, model, par_bounds=bounds)
+    # pyhf logs a failed minimisation with Minuit's whole report and a traceback before
+    # raising; the exception says it (the caller reports it): that logger is muted for
+    # the call and restored
+    logger = logging.getLogger("pyhf.optimize.mixins")
+    level = logger.level
+    logger.setLevel(logging.CRITICAL)
+    try:
+        fitted = pyhf.infer.mle.fit(data, model, par_bounds=bounds)
+    finally:
+        logger.setLevel(level)
     poi = model.config.poi_index
     sigma = _poi_uncertainty(pyhf_hessian(model, data, fitted), poi)
     return FitResult(float(fitted[poi]), sigma, "pyhf")
@@ -642,7 +706,10 @@ def pyhf_fit(templates: Templates) -> FitResult:
         model = pyhf_model(pyhf_spec(templates))
         filled = _filled_bins(templates)
         observed = np.concatenate(
-            [np.asarray(templates.data[c])[filled[c]] for c in model.config.channels]
+            [
+                np.asarray(templates.data)[CHANNELS.index(c)][filled[c]]
+                for c in model.config.channels
+            ]
         )
         return fit_pyhf_model(model, np.concatenate([observed, model.config.auxdata]))
 

@@ -1,15 +1,16 @@
 """Gradient-based optimisation of the AGC analysis thresholds (optax).
 
-The objective is the expected uncertainty on ``ttbar_norm`` of the differentiable
-analysis (``corrax.agc.differentiable``), computed on the even-numbered events; the
-nuisance parameters (luminosity, JES, ttbar ME/PS, MC statistics) are profiled in
-the Cramér–Rao sense (the inverse Hessian of −log L includes them). Adam updates the
+The objective is the figure of merit of ``corrax.agc.model`` — the expected
+σ(ttbar_norm) on Asimov data, every nuisance parameter of the AGC's model (luminosity,
+ttbar ME, PS and scale variations, jet pt scale and resolution, b-tag variations,
+W+jets scale, MC statistics) profiled through the Fisher information — of the soft
+templates of ``corrax.agc.differentiable``, computed on one half of the events. Adam updates the
 thresholds in units of ``SCALES``; after each step they are projected back into the
 box ``BOUNDS`` (optax's ``projection_box``; below the lower bounds the generated
 sample's skim would bias the result). A threshold that ends on a bound is an
 optimum of the box, not of the analysis: the summary flags it (``at_bound``). The hard analysis
-is then re-run with the default and the optimised thresholds on the odd-numbered
-events, which the optimisation never saw.
+is then re-run with the default and the optimised thresholds on the other half of
+the events, which the optimisation never saw.
 """
 
 from __future__ import annotations

@@ -24,6 +24,8 @@ TRAINING_SAMPLES = {
     "ttbar": "ttbar__nominal",
     "ttbar_ME_var": "ttbar__ME_var",
     "ttbar_PS_var": "ttbar__PS_var",
+    "ttbar_scaleup": "ttbar__scaleup",
+    "ttbar_scaledown": "ttbar__scaledown",
     "wjets": "wjets__nominal",
     "single_top_s_chan": "single_top_s_chan__nominal",
     "single_top_t_chan": "single_top_t_chan__nominal",
@@ -60,7 +62,7 @@ def hard_result(histograms: dict[str, Any]) -> dict[str, Any]:
         try:
             result[key] = compute()
         except (ArithmeticError, ValueError, np.linalg.LinAlgError) as error:
-            result[key] = {"error": f"{type(error).__name__}: {error}"}
+            result[key] = {"error": model.failure_message(error)}
     return result
 
 

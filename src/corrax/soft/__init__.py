@@ -9,7 +9,8 @@ soft value converges to it.
 * ``cut`` / ``log_cut``: the probability that ``x`` passes a threshold (logistic);
 * ``count_probabilities``, ``exactly``, ``at_least``, ``joint_count_probabilities``:
   how many of a set of padded objects pass, from their independent pass
-  probabilities (Poisson-binomial, exact);
+  probabilities (Poisson-binomial, exact); ``rank_probabilities``: which object is
+  the r-th that passes;
 * ``choice_weights`` / ``choose``: a soft choice of one candidate (e.g. a trijet) by
   a log-space softmax with a temperature, and its hard and straight-through forms;
 * ``histogram``: a weighted binned kernel density estimate, contents and sums of
@@ -23,7 +24,13 @@ Only JAX is needed; every function works under ``jit``, ``grad`` and ``vmap``.
 from __future__ import annotations
 
 from .choice import choice_weights, choose
-from .counting import at_least, count_probabilities, exactly, joint_count_probabilities
+from .counting import (
+    at_least,
+    count_probabilities,
+    exactly,
+    joint_count_probabilities,
+    rank_probabilities,
+)
 from .cuts import cut, log_cut
 from .fisher import cramer_rao_uncertainty
 from .histograms import histogram
@@ -39,4 +46,5 @@ __all__ = [
     "histogram",
     "joint_count_probabilities",
     "log_cut",
+    "rank_probabilities",
 ]

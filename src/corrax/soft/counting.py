@@ -66,6 +66,28 @@ def at_least(p: ArrayLike, k: int, mask: ArrayLike | None = None) -> jax.Array:
     return count_probabilities(p, k, mask)[..., k]
 
 
+def rank_probabilities(p: ArrayLike, max_rank: int, mask: ArrayLike | None = None) -> jax.Array:
+    """P(object j passes and is the r-th passing object, in the objects' order),
+    ``[..., N, max_rank]`` for r = 0 … max_rank − 1 (e.g. "the pt of the i-th selected
+    jet" becomes Σ_j P(j is i-th) · pt_j).
+
+    ``p``, ``mask``: as in ``count_probabilities``. Entry (j, r) is p_j times P(exactly
+    r of the objects before j pass); summed over j it is P(at least r + 1 pass).
+    """
+    _check_cap("max_rank", max_rank)
+    p = _masked(p, mask)
+    before = [jnp.ones(p.shape[:-1], dtype=p.dtype)]  # P(exactly r passed so far)
+    before += [jnp.zeros(p.shape[:-1], dtype=p.dtype)] * max(max_rank - 1, 0)
+    ranks = []
+    for j in range(p.shape[-1]):
+        q = p[..., j]
+        ranks.append(jnp.stack([b * q for b in before], axis=-1))
+        before = [
+            before[r] * (1 - q) + (before[r - 1] * q if r else 0.0) for r in range(len(before))
+        ]
+    return jnp.stack(ranks, axis=-2)
+
+
 def joint_count_probabilities(
     p_first: ArrayLike,
     p_both: ArrayLike,
