@@ -12,8 +12,6 @@ import correctionlib
 import numpy as np
 import uproot
 
-BTAG_EFF = {5: 0.8201, 4: 0.3000, 0: 0.0800}
-
 
 def _hashprng_noise():
     document = {
@@ -71,8 +69,7 @@ def reference_histogram_inputs(path, norm, process, systematics_file, real=None)
     """Per region and variation: (observable values, weights) of the selected events.
 
     ``systematics_file``: a correctionlib CorrectionSet with ``event_systematics``;
-    ``real``: dict of correctionlib corrections (muon, electron, btag, btag_light,
-    pileup) or None.
+    ``real``: dict of correctionlib corrections (muon, electron, pileup) or None.
     """
     ev = uproot.open(path)["Events"].arrays()
     systematics = systematics_file["event_systematics"]
@@ -136,28 +133,10 @@ def reference_histogram_inputs(path, norm, process, systematics_file, real=None)
     for name, pt in variations.items():
         good = (pt > 30) & (abs(ev.Jet_eta) < 2.4) & ((ev.Jet_jetId & 4) != 0)
         j_pt, j_eta, j_phi, j_mass = pt[good], ev.Jet_eta[good], ev.Jet_phi[good], ev.Jet_mass[good]
-        j_btag, j_flav = ev.Jet_btagCSVV2[good], ev.Jet_hadronFlavour[good]
+        j_btag = ev.Jet_btagCSVV2[good]
         weight_sf = sf.copy()
-        btag_parts = None
         if real is not None:
-            btag_w = {}
-            for syst in ("central", "up", "down"):
-                w = np.ones(len(ev))
-                for heavy in (True, False):
-                    sel = (j_flav > 0) if heavy else (j_flav == 0)
-                    if ak.sum(ak.num(j_pt[sel])) == 0:
-                        continue
-                    corr = real["btag"] if heavy else real["btag_light"]
-                    s = _flat_eval(corr, syst, "M", j_flav[sel], abs(j_eta[sel]), j_pt[sel])
-                    f = j_flav[sel]
-                    eff = ak.where(f == 5, BTAG_EFF[5], ak.where(f == 4, BTAG_EFF[4], BTAG_EFF[0]))
-                    tagged = j_btag[sel] > 0.5
-                    per_jet = ak.where(tagged, s, (1 - s * eff) / (1 - eff))
-                    w = w * ak.to_numpy(ak.prod(per_jet, axis=1))
-                btag_w[syst] = w
-            btag_parts = (btag_w["central"], btag_w["up"], btag_w["down"])
-            parts = {**sf_parts, "btag_sf": btag_parts}
-            for nominal, _, _ in parts.values():
+            for nominal, _, _ in sf_parts.values():
                 weight_sf = weight_sf * nominal
         weight = base * weight_sf
         n_j = ak.to_numpy(ak.num(j_pt))
@@ -185,8 +164,7 @@ def reference_histogram_inputs(path, norm, process, systematics_file, real=None)
                     change = systematics.evaluate("scale_var", direction, np.zeros(int(mask.sum())))
                     out[region][f"scale_var_{direction}"] = (obs, weight[mask] * change)
             if real is not None:
-                all_parts = {**sf_parts, "btag_sf": btag_parts}
-                for pname, (nominal, up, down) in all_parts.items():
+                for pname, (nominal, up, down) in sf_parts.items():
                     for direction, varied in (("up", up), ("down", down)):
                         w = weight / nominal * varied
                         out[region][f"{pname}_{direction}"] = (obs, w[mask])

@@ -10,7 +10,10 @@ among those containing a b-tagged jet).
 
 Weights: ``norm · genWeight`` (``norm = σ · L / Σ genWeight``, from the dataset's
 metadata), times — when the real files are given (``RealCorrections``) — the muon and
-electron ID scale factors, the pileup weight and the fixed-working-point b-tag weight.
+electron ID scale factors and the pileup weight. No b-tag scale factors: the real
+ones are deepJet's, at deepJet's working points, while this analysis cuts on the
+CSVv2-like discriminant of the generated sample, for which no measured factors exist
+(``corrax.awkward.btag_fixed_wp`` applies such factors where they do).
 
 Variations (histogram axis ``variation``):
 
@@ -22,7 +25,7 @@ Variations (histogram axis ``variation``):
   name (``scaleup``, ``ME_var``, ...);
 * real-style, when the real files are given: ``jes_{up,down}`` and ``jer_{up,down}``
   (jets rebuilt from raw pt by ``JetCorrector``: JEC, JER hybrid smearing, JES
-  uncertainty), ``muon_id_*``, ``electron_id_*``, ``pileup_*``, ``btag_sf_*``.
+  uncertainty), ``muon_id_*``, ``electron_id_*``, ``pileup_*``.
 
 Every correction is evaluated by corrax: the systematics and scale factors through
 behaviors attached to the collections (``corrax.awkward.with_corrections``), the
@@ -39,9 +42,8 @@ import hist
 import numpy as np
 import vector.backends.awkward as vector_awkward
 
-from ..awkward import Binding, JetCorrector, argument, btag_fixed_wp, product, with_corrections
+from ..awkward import Binding, JetCorrector, argument, product, with_corrections
 from .corrections import RealCorrections, jet_resolution_noise, load_systematics
-from .detector import BTAG_EFFICIENCY
 
 __all__ = ["BINS", "REGIONS", "Analysis", "Cuts", "JetSystematics", "histogram", "m_bjj"]
 
@@ -191,7 +193,7 @@ class _Weights:
     def __init__(self, systematics: Any, real: RealCorrections):
         self.real = real
         self.agc = Binding(systematics, syst_name=argument(), direction=argument(), pt="pt")
-        self.muon = self.electron = self.btag = self.btag_light = None
+        self.muon = self.electron = None
         if real.muon_id is not None:
             self.muon = Binding(
                 real.muon_id,
@@ -209,16 +211,6 @@ class _Weights:
                 eta="eta",
                 pt="pt",
             )
-        if real.btag is not None and real.btag_light is not None:
-            sources = {
-                "systematic": argument("central"),
-                "working_point": "M",
-                "flavor": "hadronFlavour",
-                "abseta": lambda jet: abs(jet.eta),
-                "pt": "pt",
-            }
-            self.btag = Binding(real.btag, **sources)
-            self.btag_light = Binding(real.btag_light, **sources)
 
     def scale_factors(
         self, events, electrons, muons, jets, cuts, variations: bool = True
@@ -239,9 +231,6 @@ class _Weights:
         if self.real.pileup is not None:
             n_true = events.Pileup.nTrueInt
             parts["pileup"] = {d: self.real.pileup.evaluate(n_true, d) for d in directions}
-        if self.btag is not None:
-            keys = {"nominal": "central", "up": "up", "down": "down"}
-            parts["btag_sf"] = {d: self._btag_weight(jets, cuts, keys[d]) for d in directions}
         nominal = ones
         for part in parts.values():
             nominal = nominal * part["nominal"]
@@ -251,26 +240,10 @@ class _Weights:
                 result[f"{name}_{direction}"] = nominal / part["nominal"] * part[direction]
         return result
 
-    def _btag_weight(self, jets: ak.Array, cuts: Cuts, systematic: str) -> ak.Array:
-        heavy = jets.hadronFlavour > 0
-        weight = ak.ones_like(ak.num(jets.pt), dtype=np.float64)
-        for mask, binding in ((heavy, self.btag), (~heavy, self.btag_light)):
-            chosen = with_corrections(jets[mask], sf=binding)
-            efficiency = _btag_efficiency(chosen.hadronFlavour)
-            weight = weight * btag_fixed_wp(
-                chosen.sf(systematic), efficiency, chosen.btagCSVV2 > cuts.btag
-            )
-        return weight
-
     def agc_per_jet(self, jets: ak.Array, name: str, direction: str) -> ak.Array:
         """The AGC's ``event_systematics`` weight evaluated with each jet's pt (the
         variation of jet i is column i)."""
         return with_corrections(jets, agc=self.agc).agc(name, direction)
-
-
-def _btag_efficiency(flavour: ak.Array) -> ak.Array:
-    b, c, light = BTAG_EFFICIENCY[5], BTAG_EFFICIENCY[4], BTAG_EFFICIENCY[0]
-    return ak.where(flavour == 5, b, ak.where(flavour == 4, c, light))
 
 
 class Analysis:

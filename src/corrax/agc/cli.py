@@ -56,7 +56,7 @@ def parser() -> argparse.ArgumentParser:
         "--corrections",
         type=Path,
         default=None,
-        help="folder of real CMS correction files (JEC/JER, muon, electron, b-tag, pileup)",
+        help="folder of real CMS correction files (JEC/JER, muon, electron, pileup)",
     )
     p.add_argument(
         "--agc-corrections",
@@ -94,8 +94,9 @@ def parser() -> argparse.ArgumentParser:
         "--replicas",
         type=int,
         default=1,
-        choices=(1, 2),
-        help="held-out comparisons: 1 (train on even events) or 2 (also the halves swapped)",
+        help="held-out comparisons (optimise on one half, evaluate on the other): the "
+        "first trains on the even events of --seed, the second on its odd ones, further "
+        "pairs on independent samples generated with seeds --seed+1, --seed+2, ...",
     )
     p.add_argument(
         "--device",
@@ -106,20 +107,30 @@ def parser() -> argparse.ArgumentParser:
     return p
 
 
+def generated_fileset(args: argparse.Namespace, seed: int) -> dict[str, Any]:
+    """The generated sample of ``seed`` (``--cache``, or ``<cache>-seed<seed>`` for
+    another seed than ``--seed``), generated where absent."""
+    from . import inputs
+    from .generate import generate
+
+    jec = None
+    if args.corrections is not None:
+        from .corrections import JEC_FILE
+
+        candidate = args.corrections / JEC_FILE
+        jec = candidate if candidate.exists() else None
+    folder = (
+        args.cache if seed == args.seed else args.cache.with_name(f"{args.cache.name}-seed{seed}")
+    )
+    generate(folder, args.size, seed, args.workers, jec, progress=not args.quiet)
+    return inputs.from_generated(folder)
+
+
 def fileset_for(args: argparse.Namespace) -> dict[str, Any]:
     from . import inputs
 
     if args.inputs == "generated":
-        from .generate import generate
-
-        jec = None
-        if args.corrections is not None:
-            from .corrections import JEC_FILE
-
-            candidate = args.corrections / JEC_FILE
-            jec = candidate if candidate.exists() else None
-        generate(args.cache, args.size, args.seed, args.workers, jec, progress=not args.quiet)
-        return inputs.from_generated(args.cache)
+        return generated_fileset(args, args.seed)
     if args.inputs.endswith(".json"):
         return inputs.from_agc_list(args.inputs, args.files_per_process)
     return inputs.from_paths(args.inputs.split(","))
@@ -174,7 +185,7 @@ def _optimisation_markdown(result: dict[str, Any]) -> list[str]:
     elif "mean_relative_change" in result:
         lines.append(
             f"\nRelative change {result['mean_relative_change']:+.3f} (one replica: no error "
-            "bar; `--replicas 2` swaps the halves)"
+            "bar; `--replicas 6` gives the spread over six)"
         )
     lines.append(f"\npyhf's σ for the default cuts: {_number(result['pyhf_sigma_default'])}")
     return lines
@@ -212,6 +223,8 @@ def _markdown(summary: dict[str, Any]) -> str:
 
 def main(argv: list[str] | None = None) -> dict[str, Any]:
     args = parser().parse_args(argv)
+    if args.replicas < 1:
+        raise SystemExit("--replicas must be at least 1")
     # coffea warns about NanoAOD cross-references the generated files do not have;
     # the variable reaches the worker processes too
     quiet = "ignore:Missing cross-reference index:RuntimeWarning"

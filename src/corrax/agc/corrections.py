@@ -7,7 +7,7 @@
   ``corrections.json`` can be passed instead (``load_systematics(path)``).
 * ``RealCorrections.from_folder``: real CMS correction files (2018 UL, the names
   below): JEC compound, JES uncertainty, JER resolution and scale factor, muon and
-  electron ID scale factors, b-tag scale factors and pileup weights, each optional.
+  electron ID scale factors and pileup weights, each optional.
 """
 
 from __future__ import annotations
@@ -37,7 +37,6 @@ JEC_NAMES = {
 }
 MUON_FILE, MUON_SF = "MUO__2018_UL__muon_Z.json.gz", "NUM_TightID_DEN_TrackerMuons"
 ELECTRON_FILE, ELECTRON_SF = "EGM__2018_UL__electron.json.gz", "UL-Electron-ID-SF"
-BTAG_FILE, BTAG_SF, BTAG_SF_LIGHT = "BTV__2018_UL__btagging.json.gz", "deepJet_comb", "deepJet_incl"
 PILEUP_FILE, PILEUP = "LUM__2018_UL__puWeights.json.gz", "Collisions18_UltraLegacy_goldenJSON"
 
 
@@ -138,8 +137,6 @@ class RealCorrections:
     scale_factor: Any = None
     muon_id: Any = None
     electron_id: Any = None
-    btag: Any = None
-    btag_light: Any = None
     pileup: Any = None
     jec_file: Path | None = None
 
@@ -159,8 +156,6 @@ class RealCorrections:
         for key, file, name in (
             ("muon_id", MUON_FILE, MUON_SF),
             ("electron_id", ELECTRON_FILE, ELECTRON_SF),
-            ("btag", BTAG_FILE, BTAG_SF),
-            ("btag_light", BTAG_FILE, BTAG_SF_LIGHT),
             ("pileup", PILEUP_FILE, PILEUP),
         ):
             if (folder / file).exists():

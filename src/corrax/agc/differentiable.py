@@ -537,7 +537,8 @@ def templates_from_soft(histograms: jax.Array, samples: Sequence[str]) -> model.
             if not systematic.acts_on(sample):
                 continue
             up = locate(sample, systematic.up)
-            down = locate(sample, systematic.down) if systematic.down else up
+            # symmetrised: the down template is unused, the nominal as in model.Templates
+            down = locate(sample, systematic.down or "nominal")
             if up is not None and down is not None:
                 found[sample, systematic.name] = (up, down)
     names = tuple(s.name for s in model.SYSTEMATICS if any(key[1] == s.name for key in found))

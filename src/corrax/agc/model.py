@@ -140,7 +140,7 @@ class Templates:
     ``up``, ``down`` (C, S, K, B): the variation templates (``down`` unused where the
     systematic is symmetrised), the nominal where a sample lacks the systematic;
     ``data`` (C, B). Static: ``names`` and ``present[c][s][k]``, whether sample s has
-    systematic k in channel c (a variation never filled is absent).
+    systematic k in channel c (absent where its histogram does not exist).
     """
 
     nominal: Any
@@ -256,8 +256,6 @@ def build_templates(histograms: Mapping[str, Any]) -> Templates:
         if sample not in h.axes["process"] or variation not in h.axes["variation"]:
             return None
         selected = h[:, sample, variation]
-        if variation != "nominal" and not selected.variances().any():
-            return None  # never filled: this sample has no such variation
         values = np.asarray(selected.values(), dtype=np.float64)
         return rebin(values), rebin(np.asarray(selected.variances(), dtype=np.float64))
 

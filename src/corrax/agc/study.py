@@ -157,23 +157,34 @@ def _replica(
 def differentiable_stage(
     args: Any, fileset: dict[str, Any], analysis: Analysis, timings: dict[str, float]
 ) -> dict[str, Any]:
-    """Replicas of (optimise on one half, evaluate on the other): ``--replicas`` of
-    them, the first trained on the even events, the second on the odd ones (the
-    halves swapped). Writes the first replica's held-out histograms and plots."""
+    """``--replicas`` held-out comparisons (optimise on one half, evaluate on the
+    other): on ``fileset`` (the sample of ``--seed``) the first trains on the even
+    events and the second on the odd ones; further pairs use independent samples of
+    seeds ``--seed + 1``, ``--seed + 2``, ... Writes the first replica's held-out
+    histograms and plots."""
+    from .cli import generated_fileset
+
     device = jax.devices(args.device)[0] if args.device else None
     context = jax.default_device(device) if device is not None else contextlib.nullcontext()
     corrector = JetSystematics(analysis.real).corrector
     smoothing = Smoothing()
-    splits = [("even", "even_trained"), ("odd", "odd_trained")][: max(1, args.replicas)]
+    replicas = []
     with context:
-        start = time.perf_counter()
-        datasets = training_datasets(fileset)
-        halves = {half: load_batch(datasets, split=half) for half in ("even", "odd")}
-        timings["load_batches"] = time.perf_counter() - start
-        replicas = [
-            _replica(args, fileset, analysis, corrector, smoothing, halves, split, label, timings)
-            for split, label in splits
-        ]
+        for number in range(args.replicas):
+            seed, split = args.seed + number // 2, ("even", "odd")[number % 2]
+            if number % 2 == 0:
+                start = time.perf_counter()
+                if seed != args.seed:
+                    fileset = generated_fileset(args, seed)
+                datasets = training_datasets(fileset)
+                halves = {half: load_batch(datasets, split=half) for half in ("even", "odd")}
+                timings[f"load_batches_seed{seed}"] = time.perf_counter() - start
+            label = f"seed{seed}_{split}_trained"
+            replicas.append(
+                _replica(
+                    args, fileset, analysis, corrector, smoothing, halves, split, label, timings
+                )
+            )
     first = replicas[0]
     for cuts_label, entry in first["hard"].items():
         histograms = entry["histograms"]
