@@ -78,3 +78,12 @@ def dask_client_fixture():
         distributed.Client(cluster) as client,
     ):
         yield client
+
+
+@pytest.fixture(scope="session")
+def agc_sample(tmp_path_factory):
+    """The small generated AGC sample: (folder, manifest) (see ``agc_sample.py``)."""
+    pytest.importorskip("pythia8mc")
+    from agc_sample import shared_sample
+
+    return shared_sample(tmp_path_factory)

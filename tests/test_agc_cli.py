@@ -1,0 +1,69 @@
+"""``python -m corrax.agc`` end to end at a small size: the summary, plots and
+held-out histograms it writes."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+from agc_sample import SEED, SIZE, jec_or_none
+from conftest import SHARED_DATA
+
+pytest.importorskip("pythia8mc")
+
+
+def test_cli_writes_plots_and_summary(agc_sample, tmp_path):
+    from corrax.agc.cli import main
+
+    folder, _ = agc_sample
+    output = tmp_path / "results"
+    args = ["--cache", str(folder), "--size", str(SIZE), "--seed", str(SEED)]
+    args += ["--output", str(output)]
+    jec = jec_or_none()
+    if jec is not None:
+        # the real JEC chain only (the scale factors are checked by test_agc_hard): the
+        # shared sample was generated for that JEC file, so the CLI reuses it
+        only_jec = tmp_path / "jec-only"
+        only_jec.mkdir()
+        (only_jec / jec.name).symlink_to(jec.resolve())
+        args += ["--corrections", str(only_jec)]
+    # the whole job at a small size (600 events per sample: empty bins, a W+jets half
+    # with few events), one optimisation step
+    args += ["--executor", "iterative", "--steps", "1", "--quiet"]
+    reference = SHARED_DATA / "agc" / "reference_histos_1_file_per_process.json"
+    if reference.exists():
+        args += ["--reference", str(reference)]
+    summary = main(args)
+    assert (output / "stacked.png").stat().st_size > 10_000
+    assert (output / "summary.md").exists()
+    saved = json.loads((output / "summary.json").read_text())
+    assert (
+        saved["yields"]["4j2b"]["ttbar"]["yield"] == summary["yields"]["4j2b"]["ttbar"]["yield"] > 0
+    )
+    if reference.exists():
+        assert (output / "versus_agc.png").exists()
+    assert np.isfinite(saved["fit"]["evermore"]["uncertainty"])
+    # pyhf's Minuit fit may fail on so few events: then the summary says so
+    pyhf_fit = saved["fit"]["pyhf"]
+    assert "FailedMinimization" in pyhf_fit.get("error", "FailedMinimization")
+    assert np.isfinite(pyhf_fit.get("uncertainty", 0.0))
+    result = saved["optimisation"]
+    assert "Asimov" in result["figure_of_merit"] and "significance" not in json.dumps(result)
+    for entry in result["optimised_thresholds"][0].values():
+        low, high = entry["bounds"]
+        assert low <= entry["value"] <= high
+        assert entry["at_bound"] == (min(entry["value"] - low, high - entry["value"]) < 1e-2)
+    (sigma,) = result["held_out_sigma"]
+    assert np.isfinite(sigma["default"]) and np.isfinite(sigma["optimised"])
+    # pyhf's value is given (its equality with evermore's: test_evermore_and_pyhf_agree)
+    assert np.isfinite(result["pyhf_sigma_default"])
+    import pickle
+
+    full = pickle.loads((output / "histograms.pkl").read_bytes())
+    for label in ("default", "optimised"):
+        held = pickle.loads((output / f"held_out_{label}.pkl").read_bytes())
+        assert set(held) == {"4j1b", "4j2b"}
+        assert held["4j1b"].axes.name == full["4j1b"].axes.name
+        assert list(held["4j1b"].axes["variation"]) == list(full["4j1b"].axes["variation"])
+        assert held["4j1b"][:, "ttbar", "nominal"].sum().value > 0
