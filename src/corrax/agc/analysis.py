@@ -251,7 +251,9 @@ class Analysis:
 
     ``split``: ``"even"`` or ``"odd"`` analyses only the events with that parity of
     the event number, with weights × 2 (held-out evaluation of optimised cuts);
-    ``variations=False``: the nominal histograms only.
+    ``variations=False``: the nominal histograms only; ``real_variations=False``:
+    the AGC's variations without the real-style ones (``jes_*``, ``jer_*``, lepton ID,
+    pileup), which the statistical model does not use.
     """
 
     def __init__(
@@ -261,6 +263,7 @@ class Analysis:
         cuts: Cuts | None = None,
         split: str | None = None,
         variations: bool = True,
+        real_variations: bool = True,
     ):
         self.real = real or RealCorrections()
         self.systematics = systematics if systematics is not None else load_systematics()
@@ -269,6 +272,7 @@ class Analysis:
             raise ValueError(f"split must be None, 'even' or 'odd', not {split!r}")
         self.split = split
         self.variations = variations
+        self.real_variations = real_variations
         self.jets = JetSystematics(self.real)
         self.weights = _Weights(self.systematics, self.real)
 
@@ -287,6 +291,8 @@ class Analysis:
         base = norm * (events.genWeight if use_genweight else ak.ones_like(events.genWeight))
         nominal_sample = variation == "nominal" and self.variations
         names = self.jets.names() if nominal_sample else ["nominal"]
+        if not self.real_variations:
+            names = [n for n in names if n in ("nominal", "pt_scale_up", "pt_res_up")]
         for jet_variation, (pt, mass) in self.jets(events, names).items():
             jets = ak.with_field(ak.with_field(events.Jet, pt, "pt"), mass, "mass")
             good = (
@@ -294,8 +300,9 @@ class Analysis:
             )
             jets = jets[good]
             factors = self.weights.scale_factors(
-                events, electrons, muons, jets, cuts, variations=jet_variation == "nominal"
-            )
+                events, electrons, muons, jets, cuts,
+                variations=self.real_variations and jet_variation == "nominal",
+            )  # fmt: skip
             weight = base * factors["nominal"]
             label = variation if jet_variation == "nominal" else jet_variation
             for region, (mask, observable) in _regions(jets, n_leptons, cuts).items():

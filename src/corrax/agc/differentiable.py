@@ -79,6 +79,7 @@ __all__ = [
     "soft_templates",
     "templates_from_soft",
     "ttbar_norm_uncertainty",
+    "ttbar_norm_value_and_grad",
     "weight_factors",
 ]
 
@@ -598,3 +599,12 @@ def ttbar_norm_uncertainty(
     return model.expected_uncertainty(
         soft_templates(thresholds, batch, corrector, smoothing, systematics)
     )
+
+
+# the value and gradient, compiled once per batch capacity and shared by the gradient
+# check, the optimiser and the study (a new jax.grad closure would compile again)
+ttbar_norm_value_and_grad = jax.jit(
+    jax.value_and_grad(ttbar_norm_uncertainty), static_argnames=("corrector", "systematics")
+)
+ttbar_norm_value_and_grad.__doc__ = """(``ttbar_norm_uncertainty``, its gradient as a
+``Thresholds``), for the same arguments; jitted."""

@@ -26,10 +26,10 @@ Interpolation as cabinetry's workspaces get it from pyhf's defaults: ``normsys``
 code 4 (polynomial inside |θ| < 1, exponential outside), ``histosys`` code 4p
 (polynomial inside, linear outside: evermore's ``morphing``).
 
-The real-style variations of ``RealCorrections`` (``jes_*``, ``jer_*``, lepton,
-pileup and b-tag scale-factor variations) stay in the histograms for anyone to use
-but are not in the model: JES and JER would count the AGC's ``pt_scale`` and
-``pt_res`` again, and the b-tag ones ``btag_var``; the model is the AGC's.
+The real-style variations of ``RealCorrections`` (``jes_*``, ``jer_*``, lepton ID
+and pileup) stay in the histograms for anyone to use but are not in the model: JES
+and JER would count the AGC's ``pt_scale`` and ``pt_res`` again; the model is the
+AGC's.
 
 ``Templates`` is a JAX pytree, so the figure of merit ``expected_uncertainty`` (the
 Cramér–Rao σ(ttbar_norm) on Asimov data, every nuisance parameter profiled) is a
@@ -554,7 +554,12 @@ def _poi_uncertainty(hessian: np.ndarray, poi: int = 0) -> float:
     keep = np.flatnonzero(np.abs(np.diag(hessian)) > 0)
     inverse = np.linalg.inv(hessian[np.ix_(keep, keep)])
     position = int(np.flatnonzero(keep == poi)[0])
-    return float(np.sqrt(inverse[position, position]))
+    variance = inverse[position, position]
+    if not np.isfinite(variance) or variance <= 0:
+        raise FloatingPointError(
+            f"the Hessian of -log L is not positive definite there (var(POI) = {variance:.3g})"
+        )
+    return float(np.sqrt(variance))
 
 
 def evermore_fit(templates: Templates, data: Any = None) -> FitResult:
@@ -563,7 +568,17 @@ def evermore_fit(templates: Templates, data: Any = None) -> FitResult:
     data = templates.data if data is None else data
     x, _ = minimise(templates, data)
     hessian = _hessian(jnp.asarray(x), _dense_jit(templates), _data_array(data))
-    return FitResult(float(x[0]), _poi_uncertainty(hessian), "evermore")
+    try:
+        sigma = _poi_uncertainty(hessian)
+    except FloatingPointError as error:
+        lower, upper = _bounds(len(x), 1 + len(templates.names))
+        names = parameter_names(templates)
+        at_bound = [
+            n for n, v, lo, hi in zip(names, x, lower, upper, strict=True) if v <= lo or v >= hi
+        ]
+        where = ", ".join(at_bound) if at_bound else "none"
+        raise FloatingPointError(f"{error}; parameters at their bounds: {where}") from None
+    return FitResult(float(x[0]), sigma, "evermore")
 
 
 # ---------------------------------------------------------------- pyhf

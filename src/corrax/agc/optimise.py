@@ -23,7 +23,13 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from .differentiable import Batch, Smoothing, Thresholds, ttbar_norm_uncertainty
+from .differentiable import (
+    Batch,
+    Smoothing,
+    Thresholds,
+    ttbar_norm_uncertainty,
+    ttbar_norm_value_and_grad,
+)
 
 __all__ = ["BOUNDS", "SCALES", "gradient_check", "optimise"]
 
@@ -51,7 +57,7 @@ def gradient_check(
     """Per parameter: the autodiff gradient and the central finite difference of the
     same smooth objective (steps ``FD_STEPS``), and their relative difference."""
     objective = _objective(batch, corrector, smoothing)
-    gradient = jax.grad(objective)(thresholds)
+    _, gradient = ttbar_norm_value_and_grad(thresholds, batch, corrector, smoothing)
     result = {}
     for name, step in FD_STEPS.items():
         value = float(getattr(thresholds, name))
@@ -93,12 +99,16 @@ def optimise(
 
     start = start or Thresholds()
     origin = start.as_dict()
-    objective = _objective(batch, corrector, smoothing)
 
     def thresholds_of(z: dict[str, jax.Array]) -> Thresholds:
         return Thresholds(**{k: origin[k] + SCALES[k] * z[k] for k in origin})
 
-    value_and_grad = jax.value_and_grad(lambda z: objective(thresholds_of(z)))
+    def value_and_grad(z: dict[str, jax.Array]) -> tuple[jax.Array, dict[str, jax.Array]]:
+        # the thresholds are origin + SCALES · z: the chain rule by hand, so that the
+        # one compiled value-and-gradient serves every start
+        value, gradient = ttbar_norm_value_and_grad(thresholds_of(z), batch, corrector, smoothing)
+        return value, {k: getattr(gradient, k) * SCALES[k] for k in origin}
+
     z = {k: jnp.asarray(0.0) for k in origin}
     lower = {k: (BOUNDS[k][0] - origin[k]) / SCALES[k] for k in origin}
     upper = {k: (BOUNDS[k][1] - origin[k]) / SCALES[k] for k in origin}

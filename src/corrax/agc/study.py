@@ -145,7 +145,8 @@ def _replica(
     result["hard"] = {}
     for cuts_label, cuts in (("default", Cuts()), ("optimised", as_cuts(best))):
         options = {"real": analysis.real, "systematics": analysis.systematics}
-        held = Analysis(**options, cuts=cuts, split=held_split)
+        # the model's variations only: the real-style ones are not in the model
+        held = Analysis(**options, cuts=cuts, split=held_split, real_variations=False)
         output = run(fileset, held, args.executor, args.workers, args.chunksize)
         histograms = {r: output[r] for r in ("4j1b", "4j2b")}
         result["hard"][cuts_label] = {"cuts": vars(cuts), **hard_result(histograms)}
