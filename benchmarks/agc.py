@@ -4,10 +4,11 @@ awkward's JAX backend (eager, ``corrax.agc.eager``), on the same generated event
 
     python benchmarks/agc.py [--size N] [--cache DIR] [--corrections DIR]
 
-Both passes read the training datasets of the demo (ttbar nominal, ME/PS variations,
-W+jets, single top) once into memory first; the timings exclude reading and the first
-(compiling) call, and are the best of five (of three for the eager path). The eager
-path runs last: it switches JAX to the CPU for the rest of the process.
+Both passes read the training datasets of the demo (ttbar nominal, its ME, PS and
+scale variations, W+jets, single top) once into memory first; the timings exclude
+reading and the first (compiling) call, and are the best of five (of three for the
+eager path). The eager path runs last: it switches JAX to the CPU for the rest of the
+process.
 """
 
 from __future__ import annotations

@@ -49,13 +49,21 @@ def test_gradients_equal_finite_differences(soft_inputs):
         assert entry["autodiff"] != 0.0
 
 
-def test_soft_yields_converge_to_the_hard_analysis(soft_inputs):
-    """Widths → 0: soft region yields and histograms → the hard analysis's."""
-    from corrax.agc.differentiable import MAX_JETS, Smoothing, Thresholds, soft_histograms
+@pytest.fixture(scope="module")
+def hard_output(soft_inputs):
+    """The hard analysis (every variation) of the same events and corrections."""
     from corrax.agc.processor import run
 
-    fileset, real, corrector, batch = soft_inputs
-    hard = run(fileset, Analysis(real, variations=False), executor="iterative")
+    fileset, real, _, _ = soft_inputs
+    return run(fileset, Analysis(real), executor="iterative")
+
+
+def test_soft_yields_converge_to_the_hard_analysis(soft_inputs, hard_output):
+    """Widths → 0: soft region yields and histograms → the hard analysis's."""
+    from corrax.agc.differentiable import MAX_JETS, Smoothing, Thresholds, soft_histograms
+
+    fileset, _, corrector, batch = soft_inputs
+    hard = hard_output
     previous = None
     for factor in (1.0, 1e-2, 1e-6):
         soft = soft_histograms(Thresholds(), batch, corrector, 1.0, Smoothing().scaled(factor))
@@ -91,17 +99,15 @@ def test_soft_yields_converge_to_the_hard_analysis(soft_inputs):
     )
 
 
-def test_soft_templates_and_figure_of_merit_converge_to_the_hard_ones(soft_inputs):
+def test_soft_templates_and_figure_of_merit_converge_to_the_hard_ones(soft_inputs, hard_output):
     """Widths → 0: every template of the model (nominal, the jet passes, the b-tag and
     W+jets weight variations, the alternative ttbar samples) and the figure of merit
     from the soft analysis equal those from the hard analysis's histograms."""
     from corrax.agc import model
     from corrax.agc.differentiable import Smoothing, Thresholds, soft_templates
-    from corrax.agc.processor import run
 
-    fileset, real, corrector, batch = soft_inputs
-    output = run(fileset, Analysis(real), executor="iterative")
-    hard = model.build_templates({r: output[r] for r in ("4j1b", "4j2b")})
+    _, _, corrector, batch = soft_inputs
+    hard = model.build_templates({r: hard_output[r] for r in ("4j1b", "4j2b")})
     smoothing = Smoothing().scaled(1e-6)
     soft = soft_templates(Thresholds(), batch, corrector, smoothing)
     assert soft.names == hard.names == tuple(s.name for s in model.SYSTEMATICS)

@@ -603,8 +603,20 @@ def ttbar_norm_uncertainty(
 
 # the value and gradient, compiled once per batch capacity and shared by the gradient
 # check, the optimiser and the study (a new jax.grad closure would compile again)
-ttbar_norm_value_and_grad = jax.jit(
+_value_and_grad = jax.jit(
     jax.value_and_grad(ttbar_norm_uncertainty), static_argnames=("corrector", "systematics")
 )
-ttbar_norm_value_and_grad.__doc__ = """(``ttbar_norm_uncertainty``, its gradient as a
-``Thresholds``), for the same arguments; jitted."""
+
+
+def ttbar_norm_value_and_grad(
+    thresholds: Thresholds,
+    batch: Batch,
+    corrector: Any = None,
+    smoothing: Smoothing = Smoothing(),
+    systematics: Any = None,
+) -> tuple[jax.Array, Thresholds]:
+    """(``ttbar_norm_uncertainty``, its gradient as a ``Thresholds``), jitted once: the
+    thresholds are made float arrays first (Python numbers are weakly typed, and a
+    different type would compile again)."""
+    strong = jax.tree_util.tree_map(lambda v: jnp.asarray(v, dtype=float), thresholds)
+    return _value_and_grad(strong, batch, corrector, smoothing, systematics)
