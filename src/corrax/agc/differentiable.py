@@ -57,7 +57,7 @@ import numpy as np
 from .. import soft
 from ..jagged import Jagged, capacity_for
 from . import model
-from .analysis import BINS, REGIONS, RESOLUTION_WIDTH, SCALE_UP
+from .analysis import BINS, REGIONS, RESOLUTION_WIDTH, SCALE_UP, Cuts
 from .corrections import agc_systematics, jet_resolution_noise
 
 __all__ = [
@@ -85,6 +85,7 @@ __all__ = [
 
 MAX_JETS = 10  # trijets and b-tag counting use the first 10 jets of an event
 MAX_LEPTONS = 4
+_AGC_CUTS = Cuts()  # the hard analysis's thresholds: the cuts not relaxed come from here
 
 
 @jax.tree_util.register_dataclass
@@ -196,10 +197,10 @@ def concatenate_samples(
     )
 
 
-def jet_columns(ev: ak.Array) -> ak.Array:
+def jet_columns(ev: ak.Array, cuts: Cuts = _AGC_CUTS) -> ak.Array:
     """Jagged jet records (NumPy backend) for the soft analysis: raw and stored pt and
     mass, eta, phi, area, b-tag score, ``base`` (1 where the jet passes the cuts that
-    are not relaxed: |η| < 2.4 and the tight jet ID), matched generator-jet pt (0 where
+    are not relaxed: |η| < ``cuts.jet_eta`` and the tight jet ID), matched generator-jet pt (0 where
     none), the event's ρ and event number per jet, and ``resolution_noise``: the
     standard normal number of the AGC's ``pt_res_up`` smearing (``jet_resolution_noise``
     seeded by event, stored pt and φ, as in the hard analysis)."""
@@ -218,7 +219,7 @@ def jet_columns(ev: ak.Array) -> ak.Array:
             "phi": ev.Jet_phi,
             "area": ev.Jet_area,
             "btag": ev.Jet_btagCSVV2,
-            "base": ((abs(ev.Jet_eta) < 2.4) & ((ev.Jet_jetId & 4) != 0)) * 1.0,
+            "base": ((abs(ev.Jet_eta) < cuts.jet_eta) & ((ev.Jet_jetId & 4) != 0)) * 1.0,
             "pt_gen": ak.where(valid, gen, 0.0),
             "rho": ak.broadcast_arrays(ev.fixedGridRhoFastjetAll, ev.Jet_pt)[0],
             "event": event,
@@ -227,17 +228,20 @@ def jet_columns(ev: ak.Array) -> ak.Array:
     )
 
 
-def lepton_columns(ev: ak.Array) -> ak.Array:
+def lepton_columns(ev: ak.Array, cuts: Cuts = _AGC_CUTS) -> ak.Array:
     """Jagged lepton records (electrons and muons, by decreasing pt): ``pt`` and ``ok``
-    (1 where the lepton passes the cuts that are not relaxed: η, ID, sip3d, isolation)."""
+    (1 where the lepton passes the cuts that are not relaxed: the hard analysis's η,
+    ID, sip3d and isolation cuts of ``cuts``)."""
     electrons_ok = (
-        (abs(ev.Electron_eta) < 2.1) & (ev.Electron_cutBased == 4) & (ev.Electron_sip3d < 4)
+        (abs(ev.Electron_eta) < cuts.lepton_eta)
+        & (ev.Electron_cutBased == 4)
+        & (ev.Electron_sip3d < cuts.sip3d)
     )
     muons_ok = (
-        (abs(ev.Muon_eta) < 2.1)
+        (abs(ev.Muon_eta) < cuts.lepton_eta)
         & ev.Muon_tightId
-        & (ev.Muon_sip3d < 4)
-        & (ev.Muon_pfRelIso04_all < 0.15)
+        & (ev.Muon_sip3d < cuts.sip3d)
+        & (ev.Muon_pfRelIso04_all < cuts.muon_isolation)
     )
     pt = ak.concatenate([ev.Electron_pt, ev.Muon_pt], axis=1)
     ok = ak.concatenate([electrons_ok, muons_ok], axis=1) * 1.0
