@@ -271,7 +271,9 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             raise SystemExit("the optimisation needs the generated sample (--inputs generated)")
         from .study import differentiable_stage
 
-        summary["optimisation"] = differentiable_stage(args, fileset, analysis, timings)
+        summary["optimisation"] = differentiable_stage(
+            args, fileset, analysis, timings, lambda seed: generated_fileset(args, seed)
+        )
     plots.stacked(histograms, args.output / "stacked.png")
     if reference is not None:
         plots.versus_reference(histograms, reference, args.output / "versus_agc.png")

@@ -528,22 +528,21 @@ def minimise(
     result = minimize(
         objective, x0[free], jac=True, method="L-BFGS-B", bounds=bounds, options=options
     )
-    values, value = result.x, float(result.fun)
+    values = result.x
+    value, gradient = objective(values)
     for _ in range(3):  # Newton polish, kept only while it stays inside the bounds
-        x = jnp.asarray(full(values))
-        _, gradient = _value_and_grad(x, dense, observed)
-        hessian = np.asarray(_hessian(x, dense, observed))[np.ix_(free, free)]
+        hessian = np.asarray(_hessian(jnp.asarray(full(values)), dense, observed))
         try:
-            step = np.linalg.solve(hessian, np.asarray(gradient)[free])
+            step = np.linalg.solve(hessian[np.ix_(free, free)], gradient)
         except np.linalg.LinAlgError:
             break
         candidate = values - step
         if np.any(candidate < lower[free]) or np.any(candidate > upper[free]):
             break
-        candidate_value, _ = objective(candidate)
+        candidate_value, candidate_gradient = objective(candidate)
         if not candidate_value <= value + 1e-12 * abs(value):
             break
-        values, value = candidate, candidate_value
+        values, value, gradient = candidate, candidate_value, candidate_gradient
     return full(values), value
 
 

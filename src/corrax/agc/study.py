@@ -6,6 +6,7 @@ from __future__ import annotations
 import contextlib
 import pickle
 import time
+from collections.abc import Callable
 from typing import Any
 
 import jax
@@ -163,15 +164,18 @@ def _replica(
 
 
 def differentiable_stage(
-    args: Any, fileset: dict[str, Any], analysis: Analysis, timings: dict[str, float]
+    args: Any,
+    fileset: dict[str, Any],
+    analysis: Analysis,
+    timings: dict[str, float],
+    fileset_of_seed: Callable[[int], dict[str, Any]],
 ) -> dict[str, Any]:
     """``--replicas`` held-out comparisons (optimise on one half, evaluate on the
     other): on ``fileset`` (the sample of ``--seed``) the first trains on the even
     events and the second on the odd ones; further pairs use independent samples of
     seeds ``--seed + 1``, ``--seed + 2``, ... Writes the first replica's held-out
-    histograms and plots."""
-    from .cli import generated_fileset
-
+    histograms and plots. ``fileset_of_seed``: the generated fileset of a seed.
+    """
     device = jax.devices(args.device)[0] if args.device else None
     context = jax.default_device(device) if device is not None else contextlib.nullcontext()
     corrector = JetSystematics(analysis.real).corrector
@@ -183,7 +187,7 @@ def differentiable_stage(
             if number % 2 == 0:
                 start = time.perf_counter()
                 if seed != args.seed:
-                    fileset = generated_fileset(args, seed)
+                    fileset = fileset_of_seed(seed)
                 datasets = training_datasets(fileset)
                 halves = {half: load_batch(datasets, split=half) for half in ("even", "odd")}
                 timings[f"load_batches_seed{seed}"] = time.perf_counter() - start
