@@ -1,6 +1,6 @@
 """AGC benchmark: events/s of the hard forward pass (awkward, CPU), of the
 differentiable value+gradient on the jit path, and of the same value+gradient through
-awkward's JAX backend (eager, ``corrax.agc.eager``), on the same generated events.
+awkward's JAX backend (eager, ``corrax.agc.differentiable.eager``), on the same generated events.
 
     python benchmarks/agc.py [--size N] [--cache DIR] [--corrections DIR]
 
@@ -29,18 +29,19 @@ def main() -> None:
     args = parser.parse_args()
     jax.config.update("jax_enable_x64", True)
     # the eager path (awkward's JAX backend) needs synchronous CPU dispatch, set before
-    # JAX creates its CPU client (see corrax.agc.eager)
+    # JAX creates its CPU client (see corrax.agc.differentiable.eager)
     jax.config.update("jax_cpu_enable_async_dispatch", False)
     # the generated files have no photons, taus, ...: coffea warns about each index
     warnings.filterwarnings("ignore", "Missing cross-reference index", RuntimeWarning)
 
     from coffea.nanoevents import NanoAODSchema, NanoEventsFactory
 
-    from corrax.agc import eager, inputs
-    from corrax.agc.analysis import Analysis, JetSystematics
     from corrax.agc.corrections import JEC_FILE, RealCorrections
-    from corrax.agc.differentiable import Thresholds, load_batch, ttbar_norm_uncertainty
-    from corrax.agc.generate import generate
+    from corrax.agc.definition import Cuts
+    from corrax.agc.differentiable import eager, load_batch, ttbar_norm_uncertainty
+    from corrax.agc.hard import Analysis, JetSystematics
+    from corrax.agc.sample import inputs
+    from corrax.agc.sample.generate import generate
     from corrax.agc.study import TRAINING_SAMPLES, training_datasets
 
     jec = args.corrections / JEC_FILE if args.corrections else None
@@ -80,7 +81,7 @@ def main() -> None:
     value_and_grad = jax.value_and_grad(lambda t: ttbar_norm_uncertainty(t, batch, corrector))
 
     def soft() -> None:
-        value, _ = value_and_grad(Thresholds())
+        value, _ = value_and_grad(Cuts())
         jax.block_until_ready(value)
 
     t_soft = best_of(soft)
@@ -93,7 +94,7 @@ def main() -> None:
     )
 
     def soft_eager() -> None:
-        value, _ = eager_value_and_grad(Thresholds())
+        value, _ = eager_value_and_grad(Cuts())
         jax.block_until_ready(value)
 
     t_eager = best_of(soft_eager, repeat=3)

@@ -252,8 +252,8 @@ def processor_throughput(data: pathlib.Path, files: list[str], label: str) -> No
 def generated_files(cache: pathlib.Path, data: pathlib.Path) -> list[str]:
     """The ttbar files of the demo's generated sample (made, or reused, in ``cache``)."""
     from corrax.agc.corrections import JEC_FILE
-    from corrax.agc.generate import generate
-    from corrax.agc.inputs import from_generated
+    from corrax.agc.sample.generate import generate
+    from corrax.agc.sample.inputs import from_generated
 
     generate(cache, 10_000, 1, jec_file=data / "corrections" / JEC_FILE, progress=False)
     return list(from_generated(cache)["ttbar__nominal"]["files"])

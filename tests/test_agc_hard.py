@@ -14,9 +14,10 @@ from conftest import AGC_CORRECTIONS, CORRECTIONS_DIR, SHARED_DATA, require_shar
 
 pytest.importorskip("pythia8mc")
 
-from corrax.agc import Analysis, RealCorrections, inputs
-from corrax.agc.analysis import BINS
+from corrax.agc import Analysis, RealCorrections
 from corrax.agc.corrections import agc_systematics
+from corrax.agc.definition import BINS
+from corrax.agc.sample import inputs
 
 
 def _hist_from(pairs):
@@ -108,7 +109,7 @@ def test_built_in_systematics_equal_the_agc_file():
 def test_pipeline_runs_on_real_nanoaod():
     """The real 2015 files select (almost) nothing: the pipeline runs and agrees."""
     path = require_shared(SHARED_DATA / "nanoaod" / "nanoAOD_2015_CMS_Open_Data_ttbar.root")
-    from corrax.agc.processor import run
+    from corrax.agc.hard.processor import run
 
     fileset = inputs.from_paths([path])
     output = run(fileset, Analysis(), executor="iterative")

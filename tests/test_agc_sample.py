@@ -15,9 +15,9 @@ from conftest import CORRECTIONS_DIR, require_shared
 
 pytest.importorskip("pythia8mc")
 
-from corrax.agc import generate
 from corrax.agc.corrections import JEC_FILE, JEC_NAMES
-from corrax.agc.detector import BTAG_EFFICIENCY
+from corrax.agc.sample import generate
+from corrax.agc.sample.detector import BTAG_EFFICIENCY
 
 
 def test_generated_files_are_nanoaod(agc_sample):

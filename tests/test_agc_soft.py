@@ -12,38 +12,30 @@ from conftest import CORRECTIONS_DIR
 
 pytest.importorskip("pythia8mc")
 
-from corrax.agc import Analysis, RealCorrections, inputs
-from corrax.agc.corrections import JEC_FILE
+from corrax.agc import Analysis, RealCorrections
+from corrax.agc.sample import inputs
 
 
 @pytest.fixture(scope="module")
 def soft_inputs(agc_sample):
-    from corrax.agc.analysis import JetSystematics
     from corrax.agc.differentiable import load_batch
+    from corrax.agc.hard import JetSystematics
     from corrax.agc.study import training_datasets
 
     folder, _ = agc_sample
     fileset = inputs.from_generated(folder)
-    real = _jets_only()
+    # every real correction there is: the JEC chain, the lepton ID and pileup factors
+    real = RealCorrections.from_folder(CORRECTIONS_DIR if CORRECTIONS_DIR.exists() else None)
     corrector = JetSystematics(real).corrector
-    return fileset, real, corrector, load_batch(training_datasets(fileset))
-
-
-def _jets_only():
-    """The real JEC/JER/JES corrections only (no scale factors): what the soft
-    pipeline applies."""
-    if not (CORRECTIONS_DIR / JEC_FILE).exists():
-        return RealCorrections()
-    loaded = RealCorrections.from_folder(CORRECTIONS_DIR)
-    return RealCorrections(loaded.jec, loaded.uncertainty, loaded.resolution, loaded.scale_factor)
+    return fileset, real, corrector, load_batch(training_datasets(fileset), real=real)
 
 
 def test_gradients_equal_finite_differences(soft_inputs):
-    from corrax.agc.differentiable import Thresholds
-    from corrax.agc.optimise import gradient_check
+    from corrax.agc.definition import Cuts
+    from corrax.agc.differentiable.optimise import gradient_check
 
     _, _, corrector, batch = soft_inputs
-    check = gradient_check(Thresholds(30.0, 30.0, 0.5), batch, corrector)
+    check = gradient_check(Cuts(30.0, 30.0, 0.5), batch, corrector)
     for name, entry in check.items():
         assert entry["relative"] < 1e-3, (name, entry)
         assert entry["autodiff"] != 0.0
@@ -52,7 +44,7 @@ def test_gradients_equal_finite_differences(soft_inputs):
 @pytest.fixture(scope="module")
 def hard_output(soft_inputs):
     """The hard analysis (the model's variations) of the same events and corrections."""
-    from corrax.agc.processor import run
+    from corrax.agc.hard.processor import run
 
     fileset, real, _, _ = soft_inputs
     return run(fileset, Analysis(real, real_variations=False), executor="iterative")
@@ -60,13 +52,14 @@ def hard_output(soft_inputs):
 
 def test_soft_yields_converge_to_the_hard_analysis(soft_inputs, hard_output):
     """Widths → 0: soft region yields and histograms → the hard analysis's."""
-    from corrax.agc.differentiable import MAX_JETS, Smoothing, Thresholds, soft_histograms
+    from corrax.agc.definition import Cuts
+    from corrax.agc.differentiable import MAX_JETS, Smoothing, soft_histograms
 
     fileset, _, corrector, batch = soft_inputs
     hard = hard_output
     previous = None
     for factor in (1.0, 1e-2, 1e-6):
-        soft = soft_histograms(Thresholds(), batch, corrector, 1.0, Smoothing().scaled(factor))
+        soft = soft_histograms(Cuts(), batch, corrector, 1.0, Smoothing().scaled(factor))
         gaps = []
         for region in ("4j1b", "4j2b"):
             for k, name in enumerate(batch.samples):
@@ -104,12 +97,13 @@ def test_soft_templates_and_figure_of_merit_converge_to_the_hard_ones(soft_input
     W+jets weight variations, the alternative ttbar samples) and the figure of merit
     from the soft analysis equal those from the hard analysis's histograms."""
     from corrax.agc import model
-    from corrax.agc.differentiable import Smoothing, Thresholds, soft_templates
+    from corrax.agc.definition import Cuts
+    from corrax.agc.differentiable import Smoothing, soft_templates
 
     _, _, corrector, batch = soft_inputs
     hard = model.build_templates({r: hard_output[r] for r in ("4j1b", "4j2b")})
     smoothing = Smoothing().scaled(1e-6)
-    soft = soft_templates(Thresholds(), batch, corrector, smoothing)
+    soft = soft_templates(Cuts(), batch, corrector, smoothing)
     assert soft.names == hard.names == tuple(s.name for s in model.SYSTEMATICS)
     assert soft.present == hard.present
     for c, channel in enumerate(model.CHANNELS):
@@ -131,7 +125,7 @@ def _process_variation(name):
 
 
 def test_optimisation_improves_the_objective(soft_inputs):
-    from corrax.agc.optimise import BOUNDS, optimise
+    from corrax.agc.differentiable.optimise import BOUNDS, optimise
 
     _, _, corrector, batch = soft_inputs
     trajectory = optimise(batch, corrector, steps=1, progress=False)
@@ -146,13 +140,13 @@ def test_optimum_is_found_again_from_another_start(soft_inputs):
     within 0.3 GeV, b tag within 0.005, the objective within 0.1 %. (From farther
     away, e.g. (40, 40, 0.65), the optimiser can end in another local optimum: the
     objective on a small sample is not convex.)"""
-    from corrax.agc.differentiable import Thresholds
-    from corrax.agc.optimise import optimise
+    from corrax.agc.definition import Cuts
+    from corrax.agc.differentiable.optimise import optimise
 
     _, _, corrector, batch = soft_inputs
     ends = [
         optimise(batch, corrector, start, steps=60, progress=False).best
-        for start in (Thresholds(30.0, 30.0, 0.5), Thresholds(28.0, 26.0, 0.4))
+        for start in (Cuts(30.0, 30.0, 0.5), Cuts(28.0, 26.0, 0.4))
     ]
     assert ends[0]["lepton_pt"] == pytest.approx(ends[1]["lepton_pt"], abs=0.3)
     assert ends[0]["btag"] == pytest.approx(ends[1]["btag"], abs=0.005)
@@ -168,15 +162,16 @@ def test_distributed_chunks_equal_the_single_batch(soft_inputs, dask_client):
     """
     import jax
 
-    from corrax.agc import distributed
-    from corrax.agc.differentiable import Thresholds, ttbar_norm_uncertainty
+    from corrax.agc.definition import Cuts
+    from corrax.agc.differentiable import distributed, ttbar_norm_uncertainty
     from corrax.agc.study import training_datasets
 
-    fileset, _, _, batch = soft_inputs
-    point = Thresholds(29.0, 31.0, 0.55)
+    fileset, real, _, batch = soft_inputs
+    point = Cuts(29.0, 31.0, 0.55)
     # without the JEC chain (checked by the other tests): the summation is under test
     expected, gradient = jax.value_and_grad(ttbar_norm_uncertainty)(point, batch)
-    value, grads = distributed.value_and_grad(training_datasets(fileset), point, client=dask_client)
+    datasets = training_datasets(fileset)
+    value, grads = distributed.value_and_grad(datasets, point, client=dask_client, real=real)
     assert value == pytest.approx(float(expected), rel=1e-10)
     for name, got in grads.items():
         assert got == pytest.approx(float(getattr(gradient, name)), rel=1e-8, abs=1e-14)
@@ -184,27 +179,26 @@ def test_distributed_chunks_equal_the_single_batch(soft_inputs, dask_client):
 
 def test_eager_awkward_jax_path_equals_the_jit_path(soft_inputs):
     """The soft analysis written with awkward's JAX backend (eager, jagged arrays,
-    ``corrax.agc.eager``) gives the jit path's histograms, value and gradient."""
+    ``corrax.agc.differentiable.eager``) gives the jit path's histograms, value and gradient."""
     import warnings
 
     import jax
 
-    from corrax.agc import eager
-    from corrax.agc.analysis import SCALE_UP
+    from corrax.agc.definition import SCALE_UP, Cuts
     from corrax.agc.differentiable import (
         Smoothing,
-        Thresholds,
+        eager,
         soft_histograms,
         ttbar_norm_value_and_grad,
     )
     from corrax.agc.study import training_datasets
 
-    fileset, _, corrector, batch = soft_inputs
+    fileset, real, corrector, batch = soft_inputs
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", DeprecationWarning)  # the backend's own notice
-        eager_batch = eager.load_eager_batch(training_datasets(fileset))
+        eager_batch = eager.load_eager_batch(training_datasets(fileset), real=real)
     assert eager_batch.samples == batch.samples
-    point = Thresholds(29.0, 31.0, 0.55)
+    point = Cuts(29.0, 31.0, 0.55)
 
     def eager_value_and_histograms(point):
         # the pt_scale_up histograms beside the value: inside one eager grad, they reuse
@@ -221,5 +215,5 @@ def test_eager_awkward_jax_path_equals_the_jit_path(soft_inputs):
     # the jitted value and gradient the optimiser uses (compiled once in this module)
     expected, expected_grad = ttbar_norm_value_and_grad(point, batch, corrector, Smoothing())
     assert float(value) == pytest.approx(float(expected), rel=1e-9)
-    for name, want in expected_grad.as_dict().items():
+    for name, want in expected_grad.optimised().items():
         assert getattr(grad, name) == pytest.approx(want, rel=1e-7), name

@@ -13,7 +13,7 @@ pytest.importorskip("evermore")
 pytest.importorskip("pyhf")
 
 from corrax.agc import model
-from corrax.agc.analysis import histogram
+from corrax.agc.hard.analysis import histogram
 
 CENTRES = np.linspace(60.0, 540.0, 25)  # the analysis's 25 bins of 20 GeV
 SHAPES = {

@@ -16,11 +16,7 @@ import warnings
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
-__all__ = ["main", "yields"]
-
-PROCESSES = ("ttbar", "wjets", "single_top_tW", "single_top_t_chan", "single_top_s_chan")
+__all__ = ["main"]
 
 
 def parser() -> argparse.ArgumentParser:
@@ -110,8 +106,8 @@ def parser() -> argparse.ArgumentParser:
 def generated_fileset(args: argparse.Namespace, seed: int) -> dict[str, Any]:
     """The generated sample of ``seed`` (``--cache``, or ``<cache>-seed<seed>`` for
     another seed than ``--seed``), generated where absent."""
-    from . import inputs
-    from .generate import generate
+    from .sample import inputs
+    from .sample.generate import generate
 
     jec = None
     if args.corrections is not None:
@@ -127,98 +123,13 @@ def generated_fileset(args: argparse.Namespace, seed: int) -> dict[str, Any]:
 
 
 def fileset_for(args: argparse.Namespace) -> dict[str, Any]:
-    from . import inputs
+    from .sample import inputs
 
     if args.inputs == "generated":
         return generated_fileset(args, args.seed)
     if args.inputs.endswith(".json"):
         return inputs.from_agc_list(args.inputs, args.files_per_process)
     return inputs.from_paths(args.inputs.split(","))
-
-
-def yields(histograms: dict[str, Any], reference: dict[str, Any] | None = None) -> dict[str, Any]:
-    """Nominal yields per region and process (sum of the 25 bins), ± MC statistics,
-    and the AGC reference and ratio when given."""
-    table: dict[str, Any] = {}
-    for region in ("4j1b", "4j2b"):
-        h = histograms[region]
-        table[region] = {}
-        for process in PROCESSES:
-            if process not in h.axes["process"]:
-                continue
-            view = h[:, process, "nominal"]
-            entry = {
-                "yield": float(view.values().sum()),
-                "stat": float(np.sqrt(view.variances().sum())),
-            }
-            key = f"{region}_{process}"
-            if reference is not None and key in reference:
-                entry["agc"] = float(np.sum(reference[key]["contents"][1:-1]))
-                entry["ratio"] = entry["yield"] / entry["agc"]
-            table[region][process] = entry
-    return table
-
-
-def _number(value: Any, digits: int = 4) -> str:
-    return f"{value:.{digits}f}" if isinstance(value, float) else f"not computed ({value})"
-
-
-def _optimisation_markdown(result: dict[str, Any]) -> list[str]:
-    lines = ["", f"Figure of merit: {result['figure_of_merit']}.", ""]
-    lines += ["| threshold | default | optimised (per replica) |", "|---|---|---|"]
-    for name, entry in result["default_thresholds"].items():
-        optimised = ", ".join(
-            f"{r[name]['value']:g}" + (" (at bound)" if r[name]["at_bound"] else "")
-            for r in result["optimised_thresholds"]
-        )
-        lines.append(f"| {name} | {entry['value']:g} | {optimised} |")
-    lines += ["", "| replica | held-out σ default | held-out σ optimised |", "|---|---|---|"]
-    for r in result["held_out_sigma"]:
-        lines.append(f"| {r['label']} | {_number(r['default'])} | {_number(r['optimised'])} |")
-    if result.get("spread") is not None:
-        verdict = "exceeds" if result["significant"] else "does not exceed"
-        lines.append(
-            f"\nMean relative change {result['mean_relative_change']:+.3f} ± "
-            f"{result['spread']:.3f} (spread over {result['replicas']} replicas): the gain "
-            f"{verdict} 3× its spread."
-        )
-    elif "mean_relative_change" in result:
-        lines.append(
-            f"\nRelative change {result['mean_relative_change']:+.3f} (one replica: no error "
-            "bar; `--replicas 6` gives the spread over six)"
-        )
-    lines.append(f"\npyhf's σ for the default cuts: {_number(result['pyhf_sigma_default'])}")
-    return lines
-
-
-def _markdown(summary: dict[str, Any]) -> str:
-    lines = ["# AGC analysis with corrax", ""]
-    lines += ["| region | process | yield | MC stat | AGC | ratio |", "|---|---|---|---|---|---|"]
-    for region, rows in summary["yields"].items():
-        for process, e in rows.items():
-            agc = f"{e['agc']:.0f}" if "agc" in e else ""
-            ratio = f"{e['ratio']:.2f}" if "ratio" in e else ""
-            lines.append(
-                f"| {region} | {process} | {e['yield']:.0f} | {e['stat']:.0f} | {agc} | {ratio} |"
-            )
-    if "fit" in summary:
-        lines += [
-            "",
-            "| library | ttbar_norm (fit to pseudodata) | uncertainty |",
-            "|---|---|---|",
-        ]
-        for lib, r in summary["fit"].items():
-            if "error" in r:
-                lines.append(f"| {lib} | not computed: {r['error']} | |")
-            else:
-                lines.append(f"| {lib} | {r['ttbar_norm']:.5f} | {r['uncertainty']:.5f} |")
-    if "optimisation" in summary:
-        lines += _optimisation_markdown(summary["optimisation"])
-    lines += [
-        "",
-        "Timings (s): " + ", ".join(f"{k} {v:.1f}" for k, v in summary["timings"].items()),
-    ]
-    return "\n".join(lines) + "\n"
 
 
 def main(argv: list[str] | None = None) -> dict[str, Any]:
@@ -233,10 +144,13 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     import jax
 
     jax.config.update("jax_enable_x64", True)  # explicit: the fit and the corrections in float64
-    from . import model, plots
-    from .analysis import Analysis
+    from . import model
     from .corrections import RealCorrections, load_systematics
-    from .processor import run
+    from .definition import REGIONS
+    from .hard.analysis import Analysis
+    from .hard.processor import run
+    from .report import plots
+    from .report.summary import markdown, yields
 
     args.output.mkdir(parents=True, exist_ok=True)
     timings: dict[str, float] = {}
@@ -249,7 +163,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         RealCorrections.from_folder(args.corrections), load_systematics(args.agc_corrections)
     )
     output = run(fileset, analysis, args.executor, args.workers, args.chunksize)
-    histograms = {region: output[region] for region in ("4j1b", "4j2b")}
+    histograms = {region: output[region] for region in REGIONS}
     timings["analysis"] = time.perf_counter() - start
     with open(args.output / "histograms.pkl", "wb") as f:
         pickle.dump(histograms, f)
@@ -279,6 +193,6 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         plots.versus_reference(histograms, reference, args.output / "versus_agc.png")
     summary["timings"] = timings
     (args.output / "summary.json").write_text(json.dumps(summary, indent=1))
-    (args.output / "summary.md").write_text(_markdown(summary))
-    print(_markdown(summary))
+    (args.output / "summary.md").write_text(markdown(summary))
+    print(markdown(summary))
     return summary

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import correctionlib.schemav2 as schema
+import numpy as np
 
 from ..correctionset import CorrectionSet
 
@@ -38,6 +39,10 @@ JEC_NAMES = {
 MUON_FILE, MUON_SF = "MUO__2018_UL__muon_Z.json.gz", "NUM_TightID_DEN_TrackerMuons"
 ELECTRON_FILE, ELECTRON_SF = "EGM__2018_UL__electron.json.gz", "UL-Electron-ID-SF"
 PILEUP_FILE, PILEUP = "LUM__2018_UL__puWeights.json.gz", "Collisions18_UltraLegacy_goldenJSON"
+# the fixed inputs of the scale factors, and the lowest pt each file covers (its pt
+# binning's flow is "error" below)
+MUON_YEAR, MUON_SF_MIN_PT = "2018_UL", 15.0
+ELECTRON_YEAR, ELECTRON_WORKING_POINT, ELECTRON_SF_MIN_PT = "2018", "Tight", 10.0
 
 
 def _btag_variation() -> schema.Category:
@@ -165,3 +170,34 @@ class RealCorrections:
     @property
     def has_jets(self) -> bool:
         return self.jec is not None
+
+    def lepton_id_factors(self, flavour: str, pt: Any, eta: Any, identified: Any) -> np.ndarray:
+        """Per lepton (flat arrays): the nominal ID scale factor of an ``identified``
+        lepton (``flavour`` ``"electron"`` or ``"muon"``), 1 for the others, for leptons
+        below the file's pt range (``*_SF_MIN_PT``: never selected by the analysis's
+        30 GeV cut) and without the file."""
+        pt, eta = np.asarray(pt, dtype=np.float64), np.asarray(eta, dtype=np.float64)
+        factors = np.ones_like(pt)
+        if flavour == "muon":
+            correction, minimum = self.muon_id, MUON_SF_MIN_PT
+        elif flavour == "electron":
+            correction, minimum = self.electron_id, ELECTRON_SF_MIN_PT
+        else:
+            raise ValueError(f"flavour must be 'electron' or 'muon', not {flavour!r}")
+        where = np.asarray(identified, dtype=bool) & (pt >= minimum)
+        if correction is None or not where.any():
+            return factors
+        if flavour == "muon":
+            values = correction.evaluate(MUON_YEAR, np.abs(eta[where]), pt[where], "sf")
+        else:
+            arguments = (ELECTRON_YEAR, "sf", ELECTRON_WORKING_POINT, eta[where], pt[where])
+            values = correction.evaluate(*arguments)
+        factors[where] = np.asarray(values)
+        return factors
+
+    def pileup_weight(self, n_true_interactions: Any) -> np.ndarray:
+        """Per event: the nominal pileup weight (1 without the file)."""
+        n = np.asarray(n_true_interactions, dtype=np.float64)
+        if self.pileup is None:
+            return np.ones_like(n)
+        return np.asarray(self.pileup.evaluate(n, "nominal"))

@@ -53,6 +53,7 @@ import numpy as np
 
 from .. import soft
 from ..errors import PrecisionError
+from .definition import REGIONS
 
 __all__ = [
     "CHANNELS",
@@ -88,7 +89,7 @@ __all__ = [
 ]
 
 SAMPLES = ("ttbar", "wjets", "single_top_s_chan", "single_top_t_chan", "single_top_tW")
-CHANNELS = ("4j1b", "4j2b")
+CHANNELS = REGIONS  # the analysis's regions, in its order
 EDGES = np.linspace(110.0, 550.0, 12)  # GeV
 LUMI = (1.03, 0.97)  # the luminosity normsys (hi, lo)
 _REBIN_FIRST, _REBIN_GROUP = 3, 2  # 25 bins of 20 GeV from 50 → 11 bins of 40 GeV from 110

@@ -1,5 +1,5 @@
 """The differentiable stage of ``python -m corrax.agc``: gradient check, optimisation,
-held-out hard-cut comparison, plots (see ``differentiable`` and ``optimise``)."""
+held-out hard-cut comparison over replicas, plots (see ``differentiable``)."""
 
 from __future__ import annotations
 
@@ -12,11 +12,13 @@ from typing import Any
 import jax
 import numpy as np
 
-from . import model, plots
-from .analysis import Analysis, Cuts, JetSystematics
-from .differentiable import Smoothing, Thresholds, load_batch, ttbar_norm_uncertainty
-from .optimise import BOUNDS, SCALES, as_cuts, gradient_check, optimise, rounded
-from .processor import run
+from . import model
+from .definition import REGIONS, Cuts
+from .differentiable.optimise import BOUNDS, SCALES, gradient_check, optimise, rounded
+from .differentiable.pipeline import Smoothing, load_batch, ttbar_norm_uncertainty
+from .hard.analysis import Analysis, JetSystematics
+from .hard.processor import run
+from .report import plots
 
 __all__ = ["FIGURE_OF_MERIT", "TRAINING_SAMPLES", "differentiable_stage", "hard_result"]
 
@@ -36,7 +38,7 @@ TRAINING_SAMPLES = {
 
 def training_datasets(fileset: dict[str, Any]) -> dict[str, tuple[list[str], float]]:
     """The samples of the differentiable analysis from a generated fileset:
-    ``{sample: (files, norm)}`` (see ``differentiable.load_batch``)."""
+    ``{sample: (files, norm)}`` (see ``differentiable.pipeline.load_batch``)."""
     return {
         name: (list(fileset[key]["files"]), fileset[key]["metadata"]["norm"])
         for name, key in TRAINING_SAMPLES.items()
@@ -126,7 +128,7 @@ def _replica(
     held_split = "odd" if train_split == "even" else "even"
     start = time.perf_counter()
     train, held_out = halves[train_split], halves[held_split]
-    default = Thresholds()
+    default = Cuts()
     result: dict[str, Any] = {"label": label, "train": train_split, "held_out": held_split}
     result["gradient_check"] = gradient_check(default, train, corrector, smoothing)
     timings[f"gradient_check_{label}"] = time.perf_counter() - start
@@ -140,24 +142,22 @@ def _replica(
     result["optimised_thresholds"] = best
     result["soft_objective"] = {
         name: {
-            "train": float(ttbar_norm_uncertainty(Thresholds(**t), train, corrector, smoothing)),
-            "held_out": float(
-                ttbar_norm_uncertainty(Thresholds(**t), held_out, corrector, smoothing)
-            ),
+            "train": float(ttbar_norm_uncertainty(Cuts(**t), train, corrector, smoothing)),
+            "held_out": float(ttbar_norm_uncertainty(Cuts(**t), held_out, corrector, smoothing)),
         }
-        for name, t in (("default", default.as_dict()), ("optimised", best))
+        for name, t in (("default", default.optimised()), ("optimised", best))
     }
     start = time.perf_counter()
     result["hard"] = {}
-    for cuts_label, cuts in (("default", Cuts()), ("optimised", as_cuts(best))):
+    for cuts_label, cuts in (("default", Cuts()), ("optimised", Cuts(**best))):
         options = {"real": analysis.real, "systematics": analysis.systematics}
         # the model's variations only: the real-style ones are not in the model
         held = Analysis(**options, cuts=cuts, split=held_split, real_variations=False)
         output = run(fileset, held, args.executor, args.workers, args.chunksize)
-        histograms = {r: output[r] for r in ("4j1b", "4j2b")}
+        histograms = {r: output[r] for r in REGIONS}
         # pyhf's cross-check for the default cuts (the summary's pyhf_sigma_default)
         figures = hard_result(histograms, with_pyhf=cuts_label == "default")
-        result["hard"][cuts_label] = {"cuts": vars(cuts), **figures}
+        result["hard"][cuts_label] = {"cuts": cuts.as_dict(), **figures}
         result["hard"][cuts_label]["histograms"] = histograms
     timings[f"held_out_hard_{label}"] = time.perf_counter() - start
     return result
@@ -189,7 +189,10 @@ def differentiable_stage(
                 if seed != args.seed:
                     fileset = fileset_of_seed(seed)
                 datasets = training_datasets(fileset)
-                halves = {half: load_batch(datasets, split=half) for half in ("even", "odd")}
+                halves = {
+                    half: load_batch(datasets, split=half, real=analysis.real)
+                    for half in ("even", "odd")
+                }
                 timings[f"load_batches_seed{seed}"] = time.perf_counter() - start
             label = f"seed{seed}_{split}_trained"
             replicas.append(
@@ -226,7 +229,7 @@ def differentiable_stage(
         "smoothing": vars(smoothing),
         "device": str(device or jax.devices()[0]),
         "figure_of_merit": FIGURE_OF_MERIT,
-        "default_thresholds": _at_bound(Thresholds().as_dict()),
+        "default_thresholds": _at_bound(Cuts().optimised()),
         "optimised_thresholds": [_at_bound(r["optimised_thresholds"]) for r in replicas],
         "held_out_sigma": sigmas,
         **_replica_statistics(sigmas),

@@ -15,6 +15,8 @@ soft value converges to it.
   a log-space softmax with a temperature, and its hard and straight-through forms;
 * ``histogram``: a weighted binned kernel density estimate, contents and sums of
   squared weights;
+* ``is_hard``: whether a width means the hard counterpart (exactly 0, a Python
+  number);
 * ``cramer_rao_uncertainty``: √diag(H⁻¹) of a negative log-likelihood (e.g. of an
   evermore model), the expected uncertainty of its parameters.
 
@@ -23,6 +25,7 @@ Only JAX is needed; every function works under ``jit``, ``grad`` and ``vmap``.
 
 from __future__ import annotations
 
+from ._width import is_hard
 from .choice import choice_weights, choose
 from .counting import (
     at_least,
@@ -44,6 +47,7 @@ __all__ = [
     "cut",
     "exactly",
     "histogram",
+    "is_hard",
     "joint_count_probabilities",
     "log_cut",
     "rank_probabilities",

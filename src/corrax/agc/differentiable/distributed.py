@@ -17,11 +17,12 @@ from typing import Any
 import jax
 import numpy as np
 
-from ..jagged import capacity_for
-from . import model
-from .differentiable import (
+from ...jagged import capacity_for
+from .. import model
+from ..corrections import RealCorrections
+from ..definition import OPTIMISED, Cuts
+from .pipeline import (
     Smoothing,
-    Thresholds,
     load_batch,
     soft_template_histograms,
     templates_from_soft,
@@ -39,27 +40,27 @@ def chunks_of(datasets: Datasets) -> list[dict[str, tuple[list[str], float]]]:
 
 def chunk_contribution(
     chunk: Datasets,
-    thresholds: Mapping[str, float],
+    cuts: Cuts,
     corrector: Any = None,
     smoothing: Smoothing | None = None,
     split: str | None = None,
     capacities: tuple[int, int] | None = None,
+    real: RealCorrections | None = None,
 ) -> dict[str, tuple[np.ndarray, np.ndarray]]:
     """The soft histograms of one chunk and their Jacobian, per sample: ``{sample:
     (histograms, d histograms/dθ)}``, the histograms as one sample's slice of
     ``soft_template_histograms`` and the Jacobian with a leading axis of the three
-    thresholds (``Thresholds`` order)."""
+    optimised thresholds (``OPTIMISED`` order)."""
     jax.config.update("jax_enable_x64", True)  # on a worker: JAX starts with its defaults
-    batch = load_batch(chunk, split, capacities)
+    batch = load_batch(chunk, split, capacities, real)
     smoothing = smoothing or Smoothing()
 
-    def histograms(t: Thresholds) -> jax.Array:
+    def histograms(t: Cuts) -> jax.Array:
         return soft_template_histograms(t, batch, corrector, smoothing)
 
-    point = Thresholds(**thresholds)
     # the histograms come out of the same forward-mode pass (one compilation)
-    jacobian, values = jax.jacfwd(lambda t: (histograms(t), histograms(t)), has_aux=True)(point)
-    d_values = np.stack([np.asarray(getattr(jacobian, n)) for n in point.as_dict()])
+    jacobian, values = jax.jacfwd(lambda t: (histograms(t), histograms(t)), has_aux=True)(cuts)
+    d_values = np.stack([np.asarray(getattr(jacobian, n)) for n in OPTIMISED])
     return {
         name: (np.asarray(values)[..., k, :], d_values[..., k, :])
         for k, name in enumerate(batch.samples)
@@ -92,18 +93,19 @@ def _add(total: dict, part: dict) -> dict:
 
 def value_and_grad(
     datasets: Datasets,
-    thresholds: Thresholds,
+    cuts: Cuts,
     corrector: Any = None,
     smoothing: Smoothing | None = None,
     split: str | None = None,
     client: Any = None,
+    real: RealCorrections | None = None,
 ) -> tuple[float, dict[str, float]]:
     """The expected σ(ttbar_norm) and its gradient, summed over per-file chunks
-    (on ``client``'s cluster when given)."""
-    point = thresholds.as_dict()
+    (on ``client``'s cluster when given); ``real``: the real scale factors of the
+    event weights (``pipeline.load_batch``)."""
     chunks = chunks_of(datasets)
     capacities = _common_capacities(chunks)
-    arguments = (point, corrector, smoothing, split, capacities)
+    arguments = (cuts, corrector, smoothing, split, capacities, real)
     if client is None:
         parts = [chunk_contribution(c, *arguments) for c in chunks]
     else:
@@ -122,4 +124,4 @@ def value_and_grad(
 
     value, cotangent = jax.value_and_grad(figure_of_merit)(jax.numpy.asarray(stacked))
     gradient = np.tensordot(d_stacked, np.asarray(cotangent), axes=cotangent.ndim)
-    return float(value), dict(zip(point, gradient.tolist(), strict=True))
+    return float(value), dict(zip(OPTIMISED, gradient.tolist(), strict=True))

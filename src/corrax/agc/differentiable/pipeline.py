@@ -1,8 +1,8 @@
 """The AGC analysis as one differentiable JAX function, on the jit path for jagged data.
 
-Every hard step of ``corrax.agc.analysis`` has a smooth counterpart with a width
-(``Smoothing``); as the widths go to 0 the soft yields and histograms become the hard
-ones (tested):
+The selection of ``corrax.agc.definition`` — the same predicates the hard analysis
+(``corrax.agc.hard``) applies at width 0 — at the widths of ``Smoothing``; as the
+widths go to 0 the soft yields and histograms become the hard ones (tested):
 
 * **cuts**: a threshold ``x > c`` becomes ``σ((x − c)/w)`` (logistic), with ``w`` =
   ``pt_width`` (GeV) for lepton and jet pt and ``btag_width`` for the b-tag score; the
@@ -33,20 +33,21 @@ Corrections: with the real files the jets are corrected by
 smearing, evaluated by corrax), as the hard analysis's nominal jets. The jet
 variations are the hard analysis's: ``pt_scale_up`` (pt × 1.03) and ``pt_res_up``
 (pt × (1 + 0.05 z), z the same HashPRNG numbers), each a pass of the pipeline.
-The real scale factors (lepton ID, pileup) are not in the soft weights: the
-soft figure of merit equals the hard one without the real scale-factor files.
+With the real files the event weights carry the hard analysis's scale factors:
+the pileup weight, and the ID scale factor of the selected lepton (softly: Σ_l P(l
+is the one selected lepton) · SF_l).
 
 The figure of merit is ``model.expected_uncertainty`` of the soft templates
 (``soft_templates``): the same statistical model as the hard fit and the held-out
 evaluation — every AGC systematic, the luminosity and MC statistics — a JAX function
-of the analysis parameters (``Thresholds``).
+of the analysis parameters (``Cuts``).
 """
 
 from __future__ import annotations
 
 import functools
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field
 from typing import Any
 
 import awkward as ak
@@ -54,25 +55,29 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from .. import soft
-from ..jagged import Jagged, capacity_for
-from . import model
-from .analysis import BINS, REGIONS, RESOLUTION_WIDTH, SCALE_UP, Cuts
-from .corrections import agc_systematics, jet_resolution_noise
+from ... import soft
+from ...jagged import Jagged, capacity_for
+from .. import definition, model
+from ..corrections import RealCorrections, agc_systematics, jet_resolution_noise
+from ..definition import (
+    EDGES,
+    JET_VARIATIONS,
+    REGIONS,
+    RESOLUTION_WIDTH,
+    SCALE_UP,
+    WEIGHT_VARIATIONS,
+    Cuts,
+)
 
 __all__ = [
-    "JET_PASSES",
     "MAX_JETS",
     "WEIGHT_SETS",
-    "WEIGHT_VARIATIONS",
     "Batch",
     "Smoothing",
-    "Thresholds",
     "jet_columns",
     "lepton_columns",
     "load_batch",
     "read_datasets",
-    "region_probabilities",
     "sample_histograms",
     "soft_histograms",
     "soft_template_histograms",
@@ -85,20 +90,7 @@ __all__ = [
 
 MAX_JETS = 10  # trijets and b-tag counting use the first 10 jets of an event
 MAX_LEPTONS = 4
-_AGC_CUTS = Cuts()  # the hard analysis's thresholds: the cuts not relaxed come from here
-
-
-@jax.tree_util.register_dataclass
-@dataclass
-class Thresholds:
-    """The optimised analysis parameters (GeV for pt)."""
-
-    lepton_pt: jax.Array | float = 30.0
-    jet_pt: jax.Array | float = 30.0
-    btag: jax.Array | float = 0.5
-
-    def as_dict(self) -> dict[str, float]:
-        return {f.name: float(getattr(self, f.name)) for f in fields(self)}
+_AGC_CUTS = Cuts()  # the cuts that are not relaxed are read from here
 
 
 @jax.tree_util.register_dataclass
@@ -127,8 +119,10 @@ class Smoothing:
 class Batch:
     """Events of several samples as padded arrays (leaves) for the jitted pipeline.
 
-    ``jets``: a ``Jagged`` of raw jet fields; ``lepton_pt`` and hard selection flags
-    ``lepton_ok``: ``[E, 4]``; ``weight``: per event (0 for padding); ``sample``: the
+    ``jets``: a ``Jagged`` of raw jet fields; ``lepton_pt``, hard selection flags
+    ``lepton_ok`` and ``lepton_factor`` (the lepton's ID scale factor, the event's
+    factor when it is the selected lepton): ``[E, 4]``; ``weight``: per event, the
+    pileup weight included (0 for padding); ``sample``: the
     index of each event's sample in ``samples`` (static). Batches of other event
     counts but the same capacities share one compilation.
     """
@@ -136,6 +130,7 @@ class Batch:
     jets: Jagged
     lepton_pt: jax.Array
     lepton_ok: jax.Array
+    lepton_factor: jax.Array
     weight: jax.Array
     sample: jax.Array
     samples: tuple[str, ...] = field(metadata={"static": True}, default=())
@@ -151,6 +146,7 @@ _BRANCHES = [
     "Jet_jetId", "Jet_genJetIdx", "GenJet_pt", "Electron_pt", "Electron_eta",
     "Electron_cutBased", "Electron_sip3d", "Muon_pt", "Muon_eta", "Muon_tightId", "Muon_sip3d",
     "Muon_pfRelIso04_all", "fixedGridRhoFastjetAll", "event", "genWeight",
+    "Pileup_nTrueInt",
 ]  # fmt: skip
 
 
@@ -175,13 +171,15 @@ def load_batch(
     datasets: Mapping[str, tuple[Sequence[str], float]],
     split: str | None = None,
     capacities: tuple[int, int] | None = None,
+    real: RealCorrections | None = None,
 ) -> Batch:
     """Read NanoAOD files into one ``Batch``: ``datasets`` maps a sample name to
     (files, norm); ``split`` as in ``read_datasets``. ``capacities``: padded (events,
     jets) sizes, the same for every chunk of a distributed run so that one
-    compilation serves them all."""
+    compilation serves them all. ``real``: the real scale factors (lepton ID,
+    pileup) of the hard analysis's nominal weight, when given."""
     ev, norm, sample = concatenate_samples(read_datasets(datasets, split))
-    return batch_from_arrays(ev, norm, sample, tuple(datasets), capacities)
+    return batch_from_arrays(ev, norm, sample, tuple(datasets), capacities, real)
 
 
 def concatenate_samples(
@@ -195,6 +193,13 @@ def concatenate_samples(
         np.concatenate([np.full(len(arrays), norm) for arrays, norm in values]),
         np.concatenate([np.full(len(arrays), i) for i, (arrays, _) in enumerate(values)]),
     )
+
+
+def _collection(ev: ak.Array, name: str) -> ak.Array:
+    """The ``<name>_*`` branches of flat NanoAOD columns as records (``Jet_eta`` →
+    ``.eta``), for the definition's predicates."""
+    prefix = f"{name}_"
+    return ak.zip({f[len(prefix) :]: ev[f] for f in ev.fields if f.startswith(prefix)})
 
 
 def jet_columns(ev: ak.Array, cuts: Cuts = _AGC_CUTS) -> ak.Array:
@@ -219,7 +224,7 @@ def jet_columns(ev: ak.Array, cuts: Cuts = _AGC_CUTS) -> ak.Array:
             "phi": ev.Jet_phi,
             "area": ev.Jet_area,
             "btag": ev.Jet_btagCSVV2,
-            "base": ((abs(ev.Jet_eta) < cuts.jet_eta) & ((ev.Jet_jetId & 4) != 0)) * 1.0,
+            "base": definition.jet_identified(_collection(ev, "Jet"), cuts) * 1.0,
             "pt_gen": ak.where(valid, gen, 0.0),
             "rho": ak.broadcast_arrays(ev.fixedGridRhoFastjetAll, ev.Jet_pt)[0],
             "event": event,
@@ -228,25 +233,30 @@ def jet_columns(ev: ak.Array, cuts: Cuts = _AGC_CUTS) -> ak.Array:
     )
 
 
-def lepton_columns(ev: ak.Array, cuts: Cuts = _AGC_CUTS) -> ak.Array:
-    """Jagged lepton records (electrons and muons, by decreasing pt): ``pt`` and ``ok``
+def lepton_columns(
+    ev: ak.Array, cuts: Cuts = _AGC_CUTS, real: RealCorrections | None = None
+) -> ak.Array:
+    """Jagged lepton records (electrons and muons, by decreasing pt): ``pt``, ``ok``
     (1 where the lepton passes the cuts that are not relaxed: the hard analysis's η,
-    ID, sip3d and isolation cuts of ``cuts``)."""
-    electrons_ok = (
-        (abs(ev.Electron_eta) < cuts.lepton_eta)
-        & (ev.Electron_cutBased == 4)
-        & (ev.Electron_sip3d < cuts.sip3d)
-    )
-    muons_ok = (
-        (abs(ev.Muon_eta) < cuts.lepton_eta)
-        & ev.Muon_tightId
-        & (ev.Muon_sip3d < cuts.sip3d)
-        & (ev.Muon_pfRelIso04_all < cuts.muon_isolation)
-    )
-    pt = ak.concatenate([ev.Electron_pt, ev.Muon_pt], axis=1)
-    ok = ak.concatenate([electrons_ok, muons_ok], axis=1) * 1.0
-    order = ak.argsort(pt, ascending=False)
-    return ak.zip({"pt": pt[order], "ok": ok[order]})
+    ID, sip3d and isolation cuts of ``cuts``) and ``factor`` (its ID scale factor from
+    ``real``, as in the hard analysis's weight; 1 without the files)."""
+    real = real or RealCorrections()
+    columns = {"pt": [], "ok": [], "factor": []}
+    for flavour, name, identified in (
+        ("electron", "Electron", definition.electron_identified),
+        ("muon", "Muon", definition.muon_identified),
+    ):
+        leptons = _collection(ev, name)
+        ok = identified(leptons, cuts)
+        counts = ak.num(leptons.pt)
+        flat = [ak.to_numpy(ak.flatten(x)) for x in (leptons.pt, leptons.eta, ok)]
+        factor = real.lepton_id_factors(flavour, *flat)
+        columns["pt"].append(leptons.pt)
+        columns["ok"].append(ok * 1.0)
+        columns["factor"].append(ak.unflatten(factor, counts))
+    merged = {k: ak.concatenate(v, axis=1) for k, v in columns.items()}
+    order = ak.argsort(merged["pt"], ascending=False)
+    return ak.zip({k: v[order] for k, v in merged.items()})
 
 
 def batch_from_arrays(
@@ -255,15 +265,18 @@ def batch_from_arrays(
     sample: np.ndarray | int = 0,
     samples: tuple[str, ...] = ("sample",),
     capacities: tuple[int, int] | None = None,
+    real: RealCorrections | None = None,
 ) -> Batch:
-    """A ``Batch`` from NanoAOD-named columns (outside jit)."""
+    """A ``Batch`` from NanoAOD-named columns (outside jit); ``real`` as in
+    ``load_batch``."""
+    real = real or RealCorrections()
     n = len(ev)
     n_jets = int(ak.sum(ak.num(ev.Jet_pt)))
     slots, jet_slots = capacities or (capacity_for(n), capacity_for(n_jets))
     collection = Jagged.from_awkward(
         jet_columns(ev), event_capacity=slots, object_capacity=jet_slots
     )
-    leptons = lepton_columns(ev)
+    leptons = lepton_columns(ev, real=real)
 
     def dense(values, width):
         padded = ak.fill_none(ak.pad_none(values, width, clip=True), 0.0)
@@ -277,21 +290,17 @@ def batch_from_arrays(
         return jnp.asarray(out)
 
     weight = np.asarray(norm) * ak.to_numpy(ev.genWeight).astype(np.float64)
+    if real.pileup is not None:
+        weight = weight * real.pileup_weight(ak.to_numpy(ev.Pileup_nTrueInt))
     return Batch(
         jets=collection,
         lepton_pt=dense(leptons.pt, MAX_LEPTONS),
         lepton_ok=dense(leptons.ok, MAX_LEPTONS),
+        lepton_factor=dense(leptons.factor, MAX_LEPTONS),
         weight=per_event(weight),
         sample=per_event(np.broadcast_to(sample, (n,)), np.int32),
         samples=samples,
     )
-
-
-def region_probabilities(selected: jax.Array, tagged: jax.Array) -> tuple[jax.Array, jax.Array]:
-    """P(≥ 4 jets, exactly 1 tag) and P(≥ 4 jets, ≥ 2 tags) per event (``selected``,
-    ``tagged``: ``[E, N]`` probabilities, tagged ⊂ selected), Poisson-binomial."""
-    counts = soft.joint_count_probabilities(selected, tagged, 4, 2)
-    return counts[..., 4, 1], counts[..., 4, 2]
 
 
 _TRIPLES = np.array(
@@ -340,21 +349,6 @@ def _soft_mbjj(pt, eta, phi, mass, log_selected, tag_z, temperature):
     return soft.choose(tri_mass, tri_pt, temperature, total(log_selected) + log_has_b)
 
 
-EDGES = np.linspace(BINS[1], BINS[2], BINS[0] + 1)
-
-# the jet-pt passes of the soft templates: nominal, the AGC's pt_scale_up and pt_res_up
-JET_PASSES = ("nominal", "pt_scale_up", "pt_res_up")
-# the event-weight variations of the AGC (``event_systematics``): name → (syst_name of
-# the correction, direction, rank of the selected jet whose pt it takes)
-WEIGHT_VARIATIONS = {
-    **{
-        f"btag_var_{i}_{direction}": ("btag_var", direction, i)
-        for i in range(4)
-        for direction in ("up", "down")
-    },
-    "scale_var_up": ("scale_var", "up", 0),
-    "scale_var_down": ("scale_var", "down", 0),
-}
 WEIGHT_SETS = ("nominal", *WEIGHT_VARIATIONS)
 
 
@@ -416,14 +410,14 @@ def corrected_jets(batch: Batch, corrector: Any) -> tuple[jax.Array, jax.Array]:
 
 
 def jet_pt_factors(resolution_noise: Any) -> jax.Array:
-    """Per jet pass (``JET_PASSES``): the factor on the corrected jet pt, ``[3, ...]``
+    """Per jet pass (``JET_VARIATIONS``): the factor on the corrected jet pt, ``[3, ...]``
     (the AGC's: 1, ``SCALE_UP``, 1 + ``RESOLUTION_WIDTH`` · z with z the jet's noise;
     the mass is unchanged, as in the hard analysis)."""
     z = jnp.asarray(resolution_noise)
     return jnp.stack([jnp.ones_like(z), jnp.full_like(z, SCALE_UP), 1.0 + RESOLUTION_WIDTH * z])
 
 
-def _event_quantities(thresholds, batch, corrector, pt_factor, smoothing):
+def _event_quantities(cuts, batch, corrector, pt_factor, smoothing):
     """Per event of one jet pass: observables and region weights per region, and the
     dense selection probabilities and pt of the first ``MAX_JETS`` jets."""
     jets = batch.jets
@@ -437,29 +431,30 @@ def _event_quantities(thresholds, batch, corrector, pt_factor, smoothing):
         "btag": jets.first(jets["btag"], MAX_JETS),
         "base": jets.first(jets["base"], MAX_JETS),
     }
-    jet_z = (dense["pt"] - thresholds.jet_pt) / smoothing.pt_width
-    tag_z = (dense["btag"] - thresholds.btag) / smoothing.btag_width
-    selected = dense["base"] * jax.nn.sigmoid(jet_z)
-    tag = jax.nn.sigmoid(tag_z)
-    # log P(selected): −∞ (a large negative number) for jets failing the hard cuts
-    log_selected = jnp.where(dense["base"] > 0, jax.nn.log_sigmoid(jet_z), -1e30)
-    one_lepton = soft.exactly(
-        batch.lepton_ok * soft.cut(batch.lepton_pt, thresholds.lepton_pt, smoothing.pt_width), 1
+    width = smoothing.pt_width
+    selected = definition.jet_selected(dense["pt"], dense["base"], cuts, width)
+    tagged = selected * definition.b_tagged(dense["btag"], cuts, smoothing.btag_width)
+    leptons = definition.lepton_selected(batch.lepton_pt, batch.lepton_ok, cuts, width)
+    regions = definition.region_probabilities(leptons, selected, tagged, batch.lepton_factor)
+    # log P(selected) in log space: −∞ (a large negative number) for jets failing the
+    # hard cuts; the b-tag logit for the trijet choice's log P(≥ 1 tag)
+    log_selected = jnp.where(
+        dense["base"] > 0, soft.log_cut(dense["pt"], cuts.jet_pt, width), -1e30
     )
-    p1b, p2b = region_probabilities(selected, selected * tag)
+    tag_z = (dense["btag"] - cuts.btag) / smoothing.btag_width
     ht = jnp.sum(selected * dense["pt"], axis=-1)
     mbjj = _soft_mbjj(
         dense["pt"], dense["eta"], dense["phi"], dense["mass"], log_selected,
         tag_z, smoothing.trijet_temperature,
     )  # fmt: skip
-    weight = batch.weight * one_lepton
     observables = {"4j1b": ht, "4j2b": mbjj}
-    return observables, {"4j1b": weight * p1b, "4j2b": weight * p2b}, selected, dense["pt"]
+    weights = {region: batch.weight * regions[region] for region in REGIONS}
+    return observables, weights, selected, dense["pt"]
 
 
 @functools.partial(jax.jit, static_argnames=("corrector",))
 def soft_histograms(
-    thresholds: Thresholds,
+    cuts: Cuts,
     batch: Batch,
     corrector: Any = None,
     pt_factor: jax.Array | float = 1.0,
@@ -468,9 +463,7 @@ def soft_histograms(
     """Soft histograms per region, nominal event weights: (contents, sums of squared
     weights), each ``[n_samples, 25]`` (the samples of ``batch``). ``pt_factor``
     multiplies the corrected jet pt (a number, or one per jet, ``[capacity]``)."""
-    observables, weights, _, _ = _event_quantities(
-        thresholds, batch, corrector, pt_factor, smoothing
-    )
+    observables, weights, _, _ = _event_quantities(cuts, batch, corrector, pt_factor, smoothing)
     n_samples = max(len(batch.samples), 1)
     return {
         region: sample_histograms(
@@ -482,13 +475,13 @@ def soft_histograms(
 
 @functools.partial(jax.jit, static_argnames=("corrector", "systematics"))
 def soft_template_histograms(
-    thresholds: Thresholds,
+    cuts: Cuts,
     batch: Batch,
     corrector: Any = None,
     smoothing: Smoothing = Smoothing(),
     systematics: Any = None,
 ) -> jax.Array:
-    """Every soft histogram the model needs, ``[JET_PASSES, regions, 2 (contents,
+    """Every soft histogram the model needs, ``[JET_VARIATIONS, regions, 2 (contents,
     sums of squared weights), WEIGHT_SETS, n_samples, 25]`` (one compilation per
     capacity); ``systematics``: the AGC's ``event_systematics`` correction (default
     the built-in one)."""
@@ -497,7 +490,7 @@ def soft_template_histograms(
 
     def one_pass(pt_factor):
         observables, weights, selected, pt = _event_quantities(
-            thresholds, batch, corrector, pt_factor, smoothing
+            cuts, batch, corrector, pt_factor, smoothing
         )
         factors = weight_factors(selected, pt, systematics)
         return region_histograms(
@@ -526,8 +519,8 @@ def templates_from_soft(histograms: jax.Array, samples: Sequence[str]) -> model.
         """(jet pass, weight set, batch sample) of one histogram of the model."""
         if variation == "nominal":
             return 0, 0, index.get(sample, empty)
-        if variation in JET_PASSES:
-            where = JET_PASSES.index(variation), 0, sample
+        if variation in JET_VARIATIONS:
+            where = JET_VARIATIONS.index(variation), 0, sample
         elif variation in WEIGHT_VARIATIONS:
             where = 0, WEIGHT_SETS.index(variation), sample
         else:  # an alternative sample (ttbar ME_var, ...)
@@ -573,21 +566,21 @@ def templates_from_soft(histograms: jax.Array, samples: Sequence[str]) -> model.
 
 
 def soft_templates(
-    thresholds: Thresholds,
+    cuts: Cuts,
     batch: Batch,
     corrector: Any = None,
     smoothing: Smoothing = Smoothing(),
     systematics: Any = None,
 ) -> model.Templates:
     """The model's templates from the soft analysis (a pytree of JAX arrays,
-    differentiable in ``thresholds``)."""
-    histograms = soft_template_histograms(thresholds, batch, corrector, smoothing, systematics)
+    differentiable in ``cuts``)."""
+    histograms = soft_template_histograms(cuts, batch, corrector, smoothing, systematics)
     return templates_from_soft(histograms, batch.samples)
 
 
 @functools.partial(jax.jit, static_argnames=("corrector", "systematics"))
 def ttbar_norm_uncertainty(
-    thresholds: Thresholds,
+    cuts: Cuts,
     batch: Batch,
     corrector: Any = None,
     smoothing: Smoothing = Smoothing(),
@@ -598,10 +591,10 @@ def ttbar_norm_uncertainty(
 
     ``batch``: samples ``ttbar``, ``wjets``, ``single_top_*`` and the alternative
     ttbar samples ``ttbar_ME_var``, ``ttbar_PS_var``, ``ttbar_scaleup``,
-    ``ttbar_scaledown`` (see ``load_batch``). Differentiable in ``thresholds``.
+    ``ttbar_scaledown`` (see ``load_batch``). Differentiable in ``cuts``.
     """
     return model.expected_uncertainty(
-        soft_templates(thresholds, batch, corrector, smoothing, systematics)
+        soft_templates(cuts, batch, corrector, smoothing, systematics)
     )
 
 
@@ -613,14 +606,14 @@ _value_and_grad = jax.jit(
 
 
 def ttbar_norm_value_and_grad(
-    thresholds: Thresholds,
+    cuts: Cuts,
     batch: Batch,
     corrector: Any = None,
     smoothing: Smoothing = Smoothing(),
     systematics: Any = None,
-) -> tuple[jax.Array, Thresholds]:
-    """(``ttbar_norm_uncertainty``, its gradient as a ``Thresholds``), jitted once: the
-    thresholds are made float arrays first (Python numbers are weakly typed, and a
+) -> tuple[jax.Array, Cuts]:
+    """(``ttbar_norm_uncertainty``, its gradient as a ``Cuts``), jitted once: the
+    cuts are made float arrays first (Python numbers are weakly typed, and a
     different type would compile again)."""
-    strong = jax.tree_util.tree_map(lambda v: jnp.asarray(v, dtype=float), thresholds)
+    strong = jax.tree_util.tree_map(lambda v: jnp.asarray(v, dtype=float), cuts)
     return _value_and_grad(strong, batch, corrector, smoothing, systematics)

@@ -1,6 +1,6 @@
 """The hard AGC analysis as a coffea processor, and running it on a fileset.
 
-``run(fileset, analysis, executor=...)`` processes a fileset (``corrax.agc.inputs``)
+``run(fileset, analysis, executor=...)`` processes a fileset (``corrax.agc.sample.inputs``)
 with coffea's ``Runner`` and NanoAOD schema: ``executor`` is ``"iterative"``,
 ``"futures"`` (local processes) or a dask scheduler address (``"tcp://host:8786"``),
 or any coffea executor object. Returns ``{"4j1b": Hist, "4j2b": Hist, "events": n}``.
@@ -20,7 +20,7 @@ __all__ = ["AGCProcessor", "run"]
 
 
 class AGCProcessor(processor.ProcessorABC):
-    """Fills the AGC histograms of one chunk (see ``corrax.agc.analysis``)."""
+    """Fills the AGC histograms of one chunk (see ``corrax.agc.hard.analysis``)."""
 
     def __init__(self, analysis: Analysis):
         self.analysis = analysis

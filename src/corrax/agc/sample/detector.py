@@ -66,7 +66,7 @@ class DetectorCorrections:
             return cls()
         import correctionlib
 
-        from .corrections import JEC_NAMES
+        from ..corrections import JEC_NAMES
 
         cset = correctionlib.CorrectionSet.from_file(str(path))
         return cls(jec=cset.compound[JEC_NAMES["jec"]], resolution=cset[JEC_NAMES["resolution"]])

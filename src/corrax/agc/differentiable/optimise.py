@@ -1,15 +1,15 @@
-"""Gradient-based optimisation of the AGC analysis thresholds (optax).
+"""Gradient-based optimisation of the AGC analysis cuts (optax).
 
 The objective is the figure of merit of ``corrax.agc.model`` — the expected
 σ(ttbar_norm) on Asimov data, every nuisance parameter of the AGC's model (luminosity,
 ttbar ME, PS and scale variations, jet pt scale and resolution, b-tag variations,
 W+jets scale, MC statistics) profiled through the Fisher information — of the soft
-templates of ``corrax.agc.differentiable``, computed on one half of the events. Adam updates the
-thresholds in units of ``SCALES``; after each step they are projected back into the
+templates of ``corrax.agc.differentiable.pipeline``, computed on one half of the events. Adam updates the
+cuts in units of ``SCALES``; after each step they are projected back into the
 box ``BOUNDS`` (optax's ``projection_box``; below the lower bounds the generated
 sample's skim would bias the result). A threshold that ends on a bound is an
 optimum of the box, not of the analysis: the summary flags it (``at_bound``). The hard analysis
-is then re-run with the default and the optimised thresholds on the other half of
+is then re-run with the default and the optimised cuts on the other half of
 the events, which the optimisation never saw.
 """
 
@@ -23,15 +23,10 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from .differentiable import (
-    Batch,
-    Smoothing,
-    Thresholds,
-    ttbar_norm_uncertainty,
-    ttbar_norm_value_and_grad,
-)
+from ..definition import OPTIMISED, Cuts
+from .pipeline import Batch, Smoothing, ttbar_norm_uncertainty, ttbar_norm_value_and_grad
 
-__all__ = ["BOUNDS", "SCALES", "gradient_check", "optimise"]
+__all__ = ["BOUNDS", "SCALES", "gradient_check", "optimise", "rounded"]
 
 SCALES = {"lepton_pt": 5.0, "jet_pt": 5.0, "btag": 0.05}
 BOUNDS = {"lepton_pt": (27.0, 80.0), "jet_pt": (25.0, 80.0), "btag": (0.2, 0.95)}
@@ -42,14 +37,12 @@ FD_STEPS = {
 }  # central differences: O(h²) error
 
 
-def _objective(
-    batch: Batch, corrector: Any, smoothing: Smoothing
-) -> Callable[[Thresholds], jax.Array]:
-    return lambda thresholds: ttbar_norm_uncertainty(thresholds, batch, corrector, smoothing)
+def _objective(batch: Batch, corrector: Any, smoothing: Smoothing) -> Callable[[Cuts], jax.Array]:
+    return lambda cuts: ttbar_norm_uncertainty(cuts, batch, corrector, smoothing)
 
 
 def gradient_check(
-    thresholds: Thresholds,
+    cuts: Cuts,
     batch: Batch,
     corrector: Any = None,
     smoothing: Smoothing = Smoothing(),  # noqa: B008
@@ -57,12 +50,12 @@ def gradient_check(
     """Per parameter: the autodiff gradient and the central finite difference of the
     same smooth objective (steps ``FD_STEPS``), and their relative difference."""
     objective = _objective(batch, corrector, smoothing)
-    _, gradient = ttbar_norm_value_and_grad(thresholds, batch, corrector, smoothing)
+    _, gradient = ttbar_norm_value_and_grad(cuts, batch, corrector, smoothing)
     result = {}
     for name, step in FD_STEPS.items():
-        value = float(getattr(thresholds, name))
-        up = Thresholds(**{**thresholds.as_dict(), name: value + step})
-        down = Thresholds(**{**thresholds.as_dict(), name: value - step})
+        value = float(getattr(cuts, name))
+        up = cuts.replace(**{name: value + step})
+        down = cuts.replace(**{name: value - step})
         fd = (float(objective(up)) - float(objective(down))) / (2 * step)
         ad = float(getattr(gradient, name))
         result[name] = {
@@ -75,7 +68,7 @@ def gradient_check(
 
 @dataclass
 class Trajectory:
-    """Thresholds and objective at each step."""
+    """The optimised thresholds and the objective at each step."""
 
     steps: list[dict[str, float]]
 
@@ -87,26 +80,26 @@ class Trajectory:
 def optimise(
     batch: Batch,
     corrector: Any = None,
-    start: Thresholds | None = None,
+    start: Cuts | None = None,
     steps: int = 30,
     learning_rate: float = 0.15,
     smoothing: Smoothing = Smoothing(),  # noqa: B008
     progress: bool = True,
 ) -> Trajectory:
-    """Adam on the thresholds (see the module docstring); returns every step."""
+    """Adam on the cuts (see the module docstring); returns every step."""
     import optax
     from tqdm.auto import tqdm
 
-    start = start or Thresholds()
-    origin = start.as_dict()
+    start = start or Cuts()
+    origin = start.optimised()
 
-    def thresholds_of(z: dict[str, jax.Array]) -> Thresholds:
-        return Thresholds(**{k: origin[k] + SCALES[k] * z[k] for k in origin})
+    def cuts_of(z: dict[str, jax.Array]) -> Cuts:
+        return start.replace(**{k: origin[k] + SCALES[k] * z[k] for k in OPTIMISED})
 
     def value_and_grad(z: dict[str, jax.Array]) -> tuple[jax.Array, dict[str, jax.Array]]:
-        # the thresholds are origin + SCALES · z: the chain rule by hand, so that the
+        # the cuts are origin + SCALES · z: the chain rule by hand, so that the
         # one compiled value-and-gradient serves every start
-        value, gradient = ttbar_norm_value_and_grad(thresholds_of(z), batch, corrector, smoothing)
+        value, gradient = ttbar_norm_value_and_grad(cuts_of(z), batch, corrector, smoothing)
         return value, {k: getattr(gradient, k) * SCALES[k] for k in origin}
 
     z = {k: jnp.asarray(0.0) for k in origin}
@@ -117,26 +110,17 @@ def optimise(
     history = []
     for _ in tqdm(range(steps + 1), desc="optimising", disable=not progress):
         value, gradient = value_and_grad(z)
-        history.append({**thresholds_of(z).as_dict(), "objective": float(value)})
+        history.append({**cuts_of(z).optimised(), "objective": float(value)})
         updates, state = optimiser.update(gradient, state)
         z = optax.apply_updates(z, updates)
         z = optax.projections.projection_box(z, lower, upper)  # back into the box
     return Trajectory(history)
 
 
-def as_cuts(thresholds: dict[str, float]) -> Any:
-    """The hard-analysis ``Cuts`` with these thresholds (other cuts at the AGC values)."""
-    from .analysis import Cuts
-
-    return Cuts(
-        lepton_pt=thresholds["lepton_pt"], jet_pt=thresholds["jet_pt"], btag=thresholds["btag"]
-    )
-
-
-def rounded(thresholds: dict[str, float]) -> dict[str, float]:
+def rounded(cuts: dict[str, float]) -> dict[str, float]:
     """Thresholds as a physicist would quote them (0.1 GeV, 0.001)."""
     return {
-        "lepton_pt": float(np.round(thresholds["lepton_pt"], 1)),
-        "jet_pt": float(np.round(thresholds["jet_pt"], 1)),
-        "btag": float(np.round(thresholds["btag"], 3)),
+        "lepton_pt": float(np.round(cuts["lepton_pt"], 1)),
+        "jet_pt": float(np.round(cuts["jet_pt"], 1)),
+        "btag": float(np.round(cuts["btag"], 3)),
     }

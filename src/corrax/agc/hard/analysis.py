@@ -1,12 +1,7 @@
 """The hard (cut-based) AGC ttbar analysis, version 2, with every correction through corrax.
 
-Object selection (``Cuts``, the AGC's values by default): electrons pt > 30 GeV,
-|η| < 2.1, ``cutBased == 4``, ``sip3d < 4``; muons pt > 30 GeV, |η| < 2.1,
-``tightId``, ``sip3d < 4``, ``pfRelIso04_all < 0.15``; jets pt > 30 GeV, |η| < 2.4,
-``jetId & 4`` (tight lepton veto); b tag ``btagCSVV2 > 0.5``. Events: exactly one
-lepton, at least four jets; region 4j1b (exactly one b tag, observable HT = Σ jet pt)
-and 4j2b (at least two, observable m_bjj = the mass of the trijet with the largest pt
-among those containing a b-tagged jet).
+The selection, regions, binning and variations are those of ``corrax.agc.definition``
+(thresholds ``Cuts``, the AGC's values by default), at width 0.
 
 Weights: ``norm · genWeight`` (``norm = σ · L / Σ genWeight``, from the dataset's
 metadata), times — when the real files are given (``RealCorrections``) — the muon and
@@ -34,7 +29,6 @@ jets through ``JetCorrector``.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Any
 
 import awkward as ak
@@ -42,28 +36,27 @@ import hist
 import numpy as np
 import vector.backends.awkward as vector_awkward
 
-from ..awkward import Binding, JetCorrector, argument, product, with_corrections
-from .corrections import RealCorrections, jet_resolution_noise, load_systematics
+from ...awkward import Binding, JetCorrector, argument, product, with_corrections
+from .. import definition
+from ..corrections import (
+    ELECTRON_WORKING_POINT,
+    ELECTRON_YEAR,
+    MUON_YEAR,
+    RealCorrections,
+    jet_resolution_noise,
+    load_systematics,
+)
+from ..definition import (
+    BINS,
+    JET_VARIATIONS,
+    REGIONS,
+    RESOLUTION_WIDTH,
+    SCALE_UP,
+    WEIGHT_VARIATIONS,
+    Cuts,
+)
 
-__all__ = ["BINS", "REGIONS", "Analysis", "Cuts", "JetSystematics", "histogram", "m_bjj"]
-
-BINS = (25, 50.0, 550.0)  # the AGC histograms: 25 bins, 50–550 GeV
-REGIONS = ("4j1b", "4j2b")
-RESOLUTION_WIDTH = 0.05  # pt_res_up: relative width of the AGC's jet pt smearing
-SCALE_UP = 1.03  # pt_scale_up
-
-
-@dataclass(frozen=True)
-class Cuts:
-    """Selection thresholds (GeV for pt), the AGC v2 values by default."""
-
-    lepton_pt: float = 30.0
-    lepton_eta: float = 2.1
-    sip3d: float = 4.0
-    muon_isolation: float = 0.15
-    jet_pt: float = 30.0
-    jet_eta: float = 2.4
-    btag: float = 0.5
+__all__ = ["Analysis", "JetSystematics", "histogram", "m_bjj"]
 
 
 def histogram() -> hist.Hist:
@@ -88,7 +81,7 @@ class JetSystematics:
         self.noise = Binding(jet_resolution_noise(), event="event", pt="pt", phi="phi")
 
     def names(self) -> list[str]:
-        names = ["nominal", "pt_scale_up", "pt_res_up"]
+        names = list(JET_VARIATIONS)
         if self.corrector is not None:
             names += ["jes_up", "jes_down", "jer_up", "jer_down"]
         return names
@@ -139,19 +132,10 @@ def _matched_gen_pt(events: Any) -> ak.Array:
 
 def _leptons(events: Any, cuts: Cuts) -> tuple[ak.Array, ak.Array]:
     electrons, muons = events.Electron, events.Muon
-    good_electron = (
-        (electrons.pt > cuts.lepton_pt)
-        & (abs(electrons.eta) < cuts.lepton_eta)
-        & (electrons.cutBased == 4)
-        & (electrons.sip3d < cuts.sip3d)
+    good_electron = definition.lepton_selected(
+        electrons.pt, definition.electron_identified(electrons, cuts), cuts
     )
-    good_muon = (
-        (muons.pt > cuts.lepton_pt)
-        & (abs(muons.eta) < cuts.lepton_eta)
-        & muons.tightId
-        & (muons.sip3d < cuts.sip3d)
-        & (muons.pfRelIso04_all < cuts.muon_isolation)
-    )
+    good_muon = definition.lepton_selected(muons.pt, definition.muon_identified(muons, cuts), cuts)
     return electrons[good_electron], muons[good_muon]
 
 
@@ -170,17 +154,16 @@ def m_bjj(jets: ak.Array, btag_cut: float) -> ak.Array:
     )
     p4 = trijet.a.p4 + trijet.b.p4 + trijet.c.p4
     max_btag = np.maximum(trijet.a.btag, np.maximum(trijet.b.btag, trijet.c.btag))
-    p4 = p4[max_btag > btag_cut]
+    p4 = p4[definition.above(max_btag, btag_cut)]
     best = ak.argmax(p4.pt, axis=1, keepdims=True)
     return ak.firsts(p4[best].mass)
 
 
 def _regions(jets: ak.Array, n_leptons: ak.Array, cuts: Cuts) -> dict[str, tuple[Any, Any]]:
     """Region → (event mask, observable per selected event)."""
-    n_jets = ak.num(jets.pt)
-    n_b = ak.sum(jets.btagCSVV2 > cuts.btag, axis=1)
-    base = (n_leptons == 1) & (n_jets >= 4)
-    one_b, two_b = base & (n_b == 1), base & (n_b >= 2)
+    n_tags = ak.sum(definition.b_tagged(jets.btagCSVV2, cuts), axis=1)
+    masks = definition.region_masks(n_leptons, ak.num(jets.pt), n_tags)
+    one_b, two_b = masks["4j1b"], masks["4j2b"]
     return {
         "4j1b": (one_b, ak.sum(jets.pt[one_b], axis=1)),
         "4j2b": (two_b, m_bjj(jets[two_b], cuts.btag)),
@@ -197,7 +180,7 @@ class _Weights:
         if real.muon_id is not None:
             self.muon = Binding(
                 real.muon_id,
-                year="2018_UL",
+                year=MUON_YEAR,
                 abseta=lambda muon: abs(muon.eta),
                 pt="pt",
                 ValType=argument("sf"),
@@ -205,9 +188,9 @@ class _Weights:
         if real.electron_id is not None:
             self.electron = Binding(
                 real.electron_id,
-                year="2018",
+                year=ELECTRON_YEAR,
                 ValType=argument("sf"),
-                WorkingPoint="Tight",
+                WorkingPoint=ELECTRON_WORKING_POINT,
                 eta="eta",
                 pt="pt",
             )
@@ -292,13 +275,12 @@ class Analysis:
         nominal_sample = variation == "nominal" and self.variations
         names = self.jets.names() if nominal_sample else ["nominal"]
         if not self.real_variations:
-            names = [n for n in names if n in ("nominal", "pt_scale_up", "pt_res_up")]
+            names = [n for n in names if n in JET_VARIATIONS]
         for jet_variation, (pt, mass) in self.jets(events, names).items():
             jets = ak.with_field(ak.with_field(events.Jet, pt, "pt"), mass, "mass")
-            good = (
-                (jets.pt > cuts.jet_pt) & (abs(jets.eta) < cuts.jet_eta) & ((jets.jetId & 4) != 0)
-            )
-            jets = jets[good]
+            jets = jets[
+                definition.jet_selected(jets.pt, definition.jet_identified(jets, cuts), cuts)
+            ]
             factors = self.weights.scale_factors(
                 events, electrons, muons, jets, cuts,
                 variations=self.real_variations and jet_variation == "nominal",
@@ -313,14 +295,15 @@ class Analysis:
                 for name, factor in factors.items():
                     if name != "nominal":
                         fill(name, (base * factor)[mask])
-                region_jets = jets[mask]
-                for direction in ("up", "down"):
-                    per_jet = self.weights.agc_per_jet(region_jets, "btag_var", direction)
-                    for i in range(4):
-                        fill(f"btag_var_{i}_{direction}", weight[mask] * per_jet[:, i])
-                    if process == "wjets":
-                        scale = self.weights.agc_per_jet(region_jets, "scale_var", direction)
-                        fill(f"scale_var_{direction}", weight[mask] * scale[:, 0])
+                per_jet = {}  # (syst_name, direction) → the weight with each jet's pt
+                for name, (syst, direction, rank) in WEIGHT_VARIATIONS.items():
+                    if syst == "scale_var" and process != "wjets":
+                        continue  # the AGC's W+jets scale variation
+                    if (syst, direction) not in per_jet:
+                        per_jet[syst, direction] = self.weights.agc_per_jet(
+                            jets[mask], syst, direction
+                        )
+                    fill(name, weight[mask] * per_jet[syst, direction][:, rank])
         return output
 
 

@@ -14,6 +14,8 @@ from typing import Any
 
 import numpy as np
 
+from ..definition import REGIONS
+
 __all__ = ["before_after", "gradient_check", "stacked", "trajectory", "versus_reference"]
 
 PROCESS_LABELS = {
@@ -49,7 +51,7 @@ def stacked(histograms: Mapping[str, Any], path: str | Path, title: str = "") ->
 
     plt = _pyplot()
     fig, axes = plt.subplots(1, 2, figsize=(18, 8))
-    for ax, region in zip(axes, ("4j1b", "4j2b"), strict=True):
+    for ax, region in zip(axes, REGIONS, strict=True):
         h = histograms[region]
         processes = [p for p in reversed(PROCESS_LABELS) if p in h.axes["process"]]
         mplhep.histplot(
@@ -82,7 +84,7 @@ def versus_reference(
         reference = json.loads(Path(reference).read_text())
     fig, axes = plt.subplots(1, 2, figsize=(18, 8))
     colours = plt.rcParams["axes.prop_cycle"].by_key()["color"]
-    for ax, region in zip(axes, ("4j1b", "4j2b"), strict=True):
+    for ax, region in zip(axes, REGIONS, strict=True):
         h = histograms[region]
         edges = h.axes[0].edges
         for colour, (process, label) in zip(colours, PROCESS_LABELS.items(), strict=False):

@@ -1,7 +1,8 @@
 """The differentiable AGC analysis written eagerly with awkward's JAX backend.
 
-The same relaxations as ``corrax.agc.differentiable`` (see its docstring), written as
-an awkward user writes an analysis: jets and leptons stay jagged ``ak.Array``s on the
+The same relaxations as ``corrax.agc.differentiable`` (see its docstring) of the same
+definition (``corrax.agc.definition``: thresholds, regions, variations), written
+independently of the jit path's code, as an awkward user writes an analysis: jets and leptons stay jagged ``ak.Array``s on the
 JAX backend; ``JetCorrector`` corrects the jagged jets; cuts are sigmoids of jagged
 columns; HT is an ``ak.sum`` per event; the trijets come from ``ak.combinations`` and
 scikit-hep vector sums, their softmax weights from per-event ``ak.max``/``ak.sum``.
@@ -38,21 +39,19 @@ import jax.numpy as jnp
 import numpy as np
 import vector.backends.awkward as vector_awkward
 
-from .. import soft
-from . import model
-from .analysis import REGIONS, RESOLUTION_WIDTH, SCALE_UP
-from .differentiable import (
+from .. import definition, model
+from ..corrections import RealCorrections
+from ..definition import REGIONS, RESOLUTION_WIDTH, SCALE_UP, Cuts
+from .pipeline import (
     MAX_JETS,
     MAX_LEPTONS,
     Smoothing,
-    Thresholds,
     concatenate_samples,
     default_systematics,
     jet_columns,
     lepton_columns,
     read_datasets,
     region_histograms,
-    region_probabilities,
     sample_histograms,
     templates_from_soft,
     weight_factors,
@@ -65,7 +64,7 @@ __all__ = ["EagerBatch", "load_eager_batch", "soft_histograms", "ttbar_norm_unce
 class EagerBatch:
     """Events of several samples as awkward arrays on the JAX backend.
 
-    ``jets``: jagged records (see ``differentiable.jet_columns``), the first
+    ``jets``: jagged records (see ``pipeline.jet_columns``), the first
     ``MAX_JETS`` of each event; ``leptons``: jagged (pt, ok), the first
     ``MAX_LEPTONS`` by decreasing pt; ``rho``, ``event``, ``weight``: per event;
     ``sample``: each event's index in ``samples`` (a JAX array).
@@ -84,9 +83,11 @@ class EagerBatch:
 
 
 def load_eager_batch(
-    datasets: Mapping[str, tuple[Sequence[str], float]], split: str | None = None
+    datasets: Mapping[str, tuple[Sequence[str], float]],
+    split: str | None = None,
+    real: RealCorrections | None = None,
 ) -> EagerBatch:
-    """Read the datasets (as ``differentiable.load_batch``) into one ``EagerBatch``: one
+    """Read the datasets (as ``pipeline.load_batch``) into one ``EagerBatch``: one
     batch, so that JAX compiles each eager operation for one set of shapes only.
     Switches JAX to x64 and the CPU device; needs synchronous CPU dispatch (see the
     module docstring)."""
@@ -98,6 +99,8 @@ def load_eager_batch(
         )
     ak.jax.register_and_check()
     ev, norm, sample = concatenate_samples(read_datasets(datasets, split))
+    real = real or RealCorrections()
+    pileup = real.pileup_weight(ak.to_numpy(ev.Pileup_nTrueInt))
     jets = jet_columns(ev)[:, :MAX_JETS]
     per_jet = [name for name in jets.fields if name not in ("rho", "event")]
 
@@ -106,10 +109,10 @@ def load_eager_batch(
 
     return EagerBatch(
         jets=jax_backend(jets[per_jet]),
-        leptons=jax_backend(lepton_columns(ev)[:, :MAX_LEPTONS]),
+        leptons=jax_backend(lepton_columns(ev, real=real)[:, :MAX_LEPTONS]),
         rho=jax_backend(ev.fixedGridRhoFastjetAll),
         event=ak.to_backend(ak.values_astype(ev.event, np.int64), "jax"),
-        weight=jax_backend(norm * ev.genWeight),
+        weight=jax_backend(norm * ev.genWeight * pileup),
         sample=jnp.asarray(sample, dtype=jnp.int32),
         samples=tuple(datasets),
     )
@@ -142,7 +145,7 @@ def _corrected(sample: EagerBatch, corrector: Any) -> tuple[ak.Array, ak.Array]:
 
 def _soft_mbjj(jets: ak.Array, log_selected: ak.Array, tag_z: ak.Array, temperature) -> ak.Array:
     """Per event: trijet masses averaged with softmax weights of ``pt/T + log P(a, b, c
-    selected, ≥ 1 tag)`` (as ``differentiable._soft_mbjj``), with awkward and vector."""
+    selected, ≥ 1 tag)`` (as ``pipeline._soft_mbjj``), with awkward and vector."""
     candidates = ak.zip(
         {
             "pt": jets.pt, "eta": jets.eta, "phi": jets.phi, "mass": jets.mass,
@@ -167,47 +170,48 @@ def _soft_mbjj(jets: ak.Array, log_selected: ak.Array, tag_z: ak.Array, temperat
     return ak.sum(softmax * trijet.mass, axis=1)
 
 
-def _event_quantities(thresholds, batch, pt_factor, smoothing, corrected):
-    """As ``differentiable._event_quantities``, jagged: observables and region weights
+def _event_quantities(cuts, batch, pt_factor, smoothing, corrected):
+    """As ``pipeline._event_quantities``, jagged: observables and region weights
     per region, and the dense selection probabilities and pt of the jets."""
     pt, mass = corrected
     pt = pt * pt_factor
     jets = ak.zip({"pt": pt, "eta": batch.jets.eta, "phi": batch.jets.phi, "mass": mass})
-    jet_z = (pt - thresholds.jet_pt) / smoothing.pt_width
-    tag_z = (batch.jets.btag - thresholds.btag) / smoothing.btag_width
+    jet_z = (pt - cuts.jet_pt) / smoothing.pt_width
+    tag_z = (batch.jets.btag - cuts.btag) / smoothing.btag_width
     base = batch.jets.base
     selected = base * _sigmoid(jet_z)
     tagged = selected * _sigmoid(tag_z)
     log_selected = ak.where(base > 0, _log_sigmoid(jet_z), -1e30)
     leptons = batch.leptons
-    lepton_p = leptons.ok * _sigmoid((leptons.pt - thresholds.lepton_pt) / smoothing.pt_width)
+    lepton_p = leptons.ok * _sigmoid((leptons.pt - cuts.lepton_pt) / smoothing.pt_width)
 
-    one_lepton = soft.exactly(_padded(lepton_p, MAX_LEPTONS), 1)
     dense_selected = _padded(selected, MAX_JETS)
-    p1b, p2b = region_probabilities(dense_selected, _padded(tagged, MAX_JETS))
+    regions = definition.region_probabilities(
+        _padded(lepton_p, MAX_LEPTONS),
+        dense_selected,
+        _padded(tagged, MAX_JETS),
+        _padded(leptons.factor, MAX_LEPTONS),
+    )
     ht = ak.to_jax(ak.sum(selected * pt, axis=1))
     mbjj = ak.to_jax(_soft_mbjj(jets, log_selected, tag_z, smoothing.trijet_temperature))
-    weight = ak.to_jax(batch.weight) * one_lepton
     observables = {"4j1b": ht, "4j2b": mbjj}
-    weights = {"4j1b": weight * p1b, "4j2b": weight * p2b}
+    weights = {region: ak.to_jax(batch.weight) * regions[region] for region in REGIONS}
     return observables, weights, dense_selected, _padded(pt, MAX_JETS)
 
 
 def soft_histograms(
-    thresholds: Thresholds,
+    cuts: Cuts,
     batch: EagerBatch,
     corrector: Any = None,
     pt_factor: Any = 1.0,
     smoothing: Smoothing | None = None,
 ) -> dict[str, tuple[jax.Array, jax.Array]]:
     """Soft histograms per region: (contents, sums of squared weights), each
-    ``[n_samples, 25]`` (as ``differentiable.soft_histograms``; ``pt_factor``: a
+    ``[n_samples, 25]`` (as ``pipeline.soft_histograms``; ``pt_factor``: a
     number or jagged, per jet; ``smoothing``: its default ``Smoothing()``)."""
     smoothing = smoothing or Smoothing()
     corrected = _corrected(batch, corrector)
-    observables, weights, _, _ = _event_quantities(
-        thresholds, batch, pt_factor, smoothing, corrected
-    )
+    observables, weights, _, _ = _event_quantities(cuts, batch, pt_factor, smoothing, corrected)
     n_samples = len(batch.samples)
     return {
         region: sample_histograms(
@@ -218,24 +222,24 @@ def soft_histograms(
 
 
 def ttbar_norm_uncertainty(
-    thresholds: Thresholds,
+    cuts: Cuts,
     batch: EagerBatch,
     corrector: Any = None,
     smoothing: Smoothing | None = None,
     systematics: Any = None,
 ) -> jax.Array:
-    """``differentiable.ttbar_norm_uncertainty`` on the eager path: the soft
+    """``pipeline.ttbar_norm_uncertainty`` on the eager path: the soft
     histograms of each jet pass (nominal, ``pt_scale_up``, ``pt_res_up``) with the
     weight variations, then the same templates and model."""
     smoothing = smoothing or Smoothing()
     systematics = systematics if systematics is not None else default_systematics()
     corrected = _corrected(batch, corrector)
-    # the jet passes of differentiable.JET_PASSES, per jet on the jagged jets
+    # the jet passes of definition.JET_VARIATIONS, per jet on the jagged jets
     jet_passes = (1.0, SCALE_UP, 1.0 + RESOLUTION_WIDTH * batch.jets.resolution_noise)
     histograms = []
     for pt_factor in jet_passes:
         observables, weights, selected, pt = _event_quantities(
-            thresholds, batch, pt_factor, smoothing, corrected
+            cuts, batch, pt_factor, smoothing, corrected
         )
         factors = weight_factors(selected, pt, systematics)
         histograms.append(

@@ -1,0 +1,1 @@
+"""The job's report: figures (``plots``) and the summary's tables (``summary``)."""
