@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import awkward as ak
 import correctionlib.schemav2 as schema
 import numpy as np
 
@@ -27,6 +28,7 @@ __all__ = [
     "agc_systematics",
     "jet_resolution_noise",
     "load_systematics",
+    "matched_gen_pt",
 ]
 
 JEC_FILE = "JME__2018_UL__jet_jerc.json.gz"
@@ -43,6 +45,15 @@ PILEUP_FILE, PILEUP = "LUM__2018_UL__puWeights.json.gz", "Collisions18_UltraLega
 # binning's flow is "error" below)
 MUON_YEAR, MUON_SF_MIN_PT = "2018_UL", 15.0
 ELECTRON_YEAR, ELECTRON_WORKING_POINT, ELECTRON_SF_MIN_PT = "2018", "Tight", 10.0
+
+
+def matched_gen_pt(gen_jet_index: Any, gen_jet_pt: Any) -> Any:
+    """Per jet (jagged, awkward): the pt of the generator jet ``Jet_genJetIdx`` points
+    to, 0 where it points nowhere (−1, or past the event's generator jets) — the
+    input of the JER hybrid smearing."""
+    valid = (gen_jet_index >= 0) & (gen_jet_index < ak.num(gen_jet_pt))
+    gen_pt = ak.pad_none(gen_jet_pt, 1, axis=1)[ak.where(valid, gen_jet_index, 0)]
+    return ak.where(valid, ak.fill_none(gen_pt, 0.0), 0.0)
 
 
 def _btag_variation() -> schema.Category:

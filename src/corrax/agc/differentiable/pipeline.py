@@ -58,7 +58,12 @@ import numpy as np
 from ... import soft
 from ...jagged import Jagged, capacity_for
 from .. import definition, model
-from ..corrections import RealCorrections, agc_systematics, jet_resolution_noise
+from ..corrections import (
+    RealCorrections,
+    agc_systematics,
+    jet_resolution_noise,
+    matched_gen_pt,
+)
 from ..definition import (
     EDGES,
     JET_VARIATIONS,
@@ -209,9 +214,6 @@ def jet_columns(ev: ak.Array, cuts: Cuts = _AGC_CUTS) -> ak.Array:
     none), the event's ρ and event number per jet, and ``resolution_noise``: the
     standard normal number of the AGC's ``pt_res_up`` smearing (``jet_resolution_noise``
     seeded by event, stored pt and φ, as in the hard analysis)."""
-    index = ev.Jet_genJetIdx
-    valid = (index >= 0) & (index < ak.num(ev.GenJet_pt))
-    gen = ak.fill_none(ak.pad_none(ev.GenJet_pt, 1)[ak.where(valid, index, 0)], 0.0)
     event = ak.broadcast_arrays(ak.values_astype(ev.event, np.int64), ev.Jet_pt)[0]
     noise = jet_resolution_noise().evaluate(event, ev.Jet_pt, ev.Jet_phi)
     return ak.zip(
@@ -225,7 +227,7 @@ def jet_columns(ev: ak.Array, cuts: Cuts = _AGC_CUTS) -> ak.Array:
             "area": ev.Jet_area,
             "btag": ev.Jet_btagCSVV2,
             "base": definition.jet_identified(_collection(ev, "Jet"), cuts) * 1.0,
-            "pt_gen": ak.where(valid, gen, 0.0),
+            "pt_gen": matched_gen_pt(ev.Jet_genJetIdx, ev.GenJet_pt),
             "rho": ak.broadcast_arrays(ev.fixedGridRhoFastjetAll, ev.Jet_pt)[0],
             "event": event,
             "resolution_noise": noise,

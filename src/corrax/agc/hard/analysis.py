@@ -45,6 +45,7 @@ from ..corrections import (
     RealCorrections,
     jet_resolution_noise,
     load_systematics,
+    matched_gen_pt,
 )
 from ..definition import (
     BINS,
@@ -94,7 +95,7 @@ class JetSystematics:
             jets,
             events.fixedGridRhoFastjetAll,
             events.event,
-            _matched_gen_pt(events),
+            matched_gen_pt(events.Jet.genJetIdx, events.GenJet.pt),
             jes=jes,
             jer=jer,
         )
@@ -120,14 +121,6 @@ class JetSystematics:
             if name in names:
                 result[name] = self._corrected(events, jes, jer)
         return {name: result[name] for name in names}
-
-
-def _matched_gen_pt(events: Any) -> ak.Array:
-    """Per jet: pt of the generator jet ``Jet_genJetIdx`` points to, 0 where none."""
-    index = events.Jet.genJetIdx
-    valid = (index >= 0) & (index < ak.num(events.GenJet.pt))
-    gen_pt = ak.pad_none(events.GenJet.pt, 1, axis=1)[ak.where(valid, index, 0)]
-    return ak.where(valid, ak.fill_none(gen_pt, 0.0), 0.0)
 
 
 def _leptons(events: Any, cuts: Cuts) -> tuple[ak.Array, ak.Array]:
