@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import json
+
+import correctionlib
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -13,8 +16,7 @@ import corrax
 EDGES = [0.0, 10.0, 20.0]
 
 
-@pytest.fixture(name="cset")
-def cset_fixture():
+def _document() -> dict:
     strict = binning("pt", EDGES, [1.0, 2.0], "error")
     keyed = category("flavour", {0: 1.0, 5: strict}, default=None)
     doc = document(keyed, variables(("flavour", INT), ("pt", REAL)), name="sf")
@@ -27,7 +29,12 @@ def cset_fixture():
             "data": category("kind", {"nom": 1.0}),
         }
     )
-    return corrax.CorrectionSet(doc)
+    return doc
+
+
+@pytest.fixture(name="cset")
+def cset_fixture():
+    return corrax.CorrectionSet(_document())
 
 
 def test_out_of_range_names_correction_input_value_and_range(cset):
@@ -124,3 +131,28 @@ def test_multibinning_error_names_the_failing_axis():
     corr = corrax.CorrectionSet(document(data, variables(("a", REAL), ("b", REAL))))["c"]
     with pytest.raises(corrax.OutOfBoundsError, match="'b' = -1.0 is below"):
         corr.evaluate(0.5, -1.0)
+
+
+CASES = {
+    "out of bounds": ("sf", (np.array([5]), np.array([25.0]))),
+    "nan in a binning with flow error": ("sf", (np.array([5]), np.array([np.nan]))),
+    "missing category": ("sf", (np.array([3]), np.array([5.0]))),
+    "too few inputs": ("sf", (np.array([5]),)),
+    "too many inputs": ("sf", (np.array([5]), np.array([5.0]), 1.0)),
+    "a string for a real input": ("sf", (np.array([5]), "x")),
+    "shapes that do not broadcast": ("sf", (np.array([5, 5]), np.array([5.0, 6.0, 7.0]))),
+    "a number for a string input": ("syst", (1.0, np.array([1.0]))),
+}
+
+
+@pytest.mark.parametrize("case", list(CASES))
+def test_each_error_is_also_the_exception_correctionlib_raises(case, cset):
+    """Code written for correctionlib (``except ValueError``, ``except RuntimeError``,
+    ...) catches corrax's error in the same situation."""
+    name, args = CASES[case]
+    oracle = correctionlib.CorrectionSet.from_string(json.dumps(_document()))
+    with pytest.raises(Exception) as expected:  # noqa: PT011 - the oracle's type is the point
+        oracle[name].evaluate(*args)
+    with pytest.raises(corrax.CorraxError) as got:
+        cset[name].evaluate(*args)
+    assert isinstance(got.value, type(expected.value)), (case, type(got.value).__mro__)

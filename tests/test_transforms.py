@@ -145,3 +145,36 @@ def test_a_singular_unselected_branch_does_not_poison_gradients():
     x, y = jnp.array([-4.0, 4.0]), jnp.array([1.5, 0.5])
     grad = jax.grad(lambda x: corr.evaluate(x, y, 0).sum())(x)
     np.testing.assert_allclose(grad, [-8.0, 0.25])
+
+
+def test_concrete_inputs_inside_a_callers_jit_are_staged_with_the_caller(case):
+    """NumPy constants evaluated inside a caller's jit (no traced input): staged out
+    with the caller's function, equal to the eager values; and grad of jit, jit of
+    grad and vmap of jit give what they give eagerly."""
+    corr, _ = case
+    x, y, k = (np.asarray(v) for v in (X, Y, K))
+    eager = corr.evaluate(x, y, k)
+    np.testing.assert_array_equal(jax.jit(lambda s: s * corr.evaluate(x, y, k))(1.0), eager)
+    jaxpr = jax.make_jaxpr(lambda: corr.evaluate(x, y, k))()
+    assert jaxpr.eqns, "the evaluation is part of the caller's function"
+
+    def total(x):
+        return corr.evaluate(x, Y, K).sum()
+
+    grad = jax.grad(total)(X)
+    np.testing.assert_array_equal(jax.grad(jax.jit(total))(X), grad)
+    np.testing.assert_array_equal(jax.jit(jax.grad(total))(X), grad)
+    np.testing.assert_array_equal(jax.vmap(jax.jit(corr.evaluate))(X, Y, K), eager)
+
+
+def test_no_private_jax_api_is_imported():
+    """corrax tells traced from concrete calls through JAX's public API only."""
+    import pathlib
+
+    source = pathlib.Path(corrax.__file__).parent
+    offenders = [
+        str(path.relative_to(source))
+        for path in source.rglob("*.py")
+        if "jax._src" in path.read_text() or "jax.interpreters" in path.read_text()
+    ]
+    assert not offenders

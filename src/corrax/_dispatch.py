@@ -18,6 +18,11 @@ naming the first failing element.
 Under a transformation (any traced input or table, or inside a caller's ``jit``) the
 same jitted function is called directly: no padding, no exceptions; failing elements
 are NaN and ``evaluate_with_errors`` returns their error codes.
+
+Whether a call is inside a caller's ``jit`` is told through JAX's public API only: a
+jitted function called while another function is being staged out returns a
+``jax.core.Tracer`` even for concrete arguments (``_staged``). Concrete inputs inside
+a ``jit`` are found the same way, by the first block's result.
 """
 
 from __future__ import annotations
@@ -31,22 +36,6 @@ import numpy as np
 
 from ._inputs import is_columnar, is_traced
 
-try:  # private, but the only way to know whether we are inside jit or vmap
-    from jax._src.core import trace_state_clean as _trace_state_clean
-    from jax._src.core import unsafe_am_i_under_a_jit as _under_jit
-    from jax._src.core import unsafe_am_i_under_a_vmap as _under_vmap
-except ImportError:  # pragma: no cover - a future JAX: rely on traced inputs only
-
-    def _trace_state_clean() -> bool:
-        return True
-
-    def _under_jit() -> bool:
-        return True
-
-    def _under_vmap() -> bool:
-        return True
-
-
 BLOCK = 1 << 16
 RUNGS = (1 << 8, 1 << 12, 1 << 16)  # 256, 4096, 65536
 
@@ -56,28 +45,40 @@ def _evaluate(evaluable: Any, inputs: tuple) -> tuple[jax.Array, jax.Array]:
     return evaluable._evaluate(inputs)
 
 
+@jax.jit
+def _probe() -> jax.Array:
+    return jnp.zeros((), dtype=jnp.int32)
+
+
+def _staged() -> bool:
+    """Whether this call is being staged out (inside a ``jit``, also under ``grad`` or
+    ``vmap`` of a jitted function): a jitted call then returns a tracer."""
+    return isinstance(_probe(), jax.core.Tracer)
+
+
+class _StagedOut(Exception):
+    """Concrete inputs, but the evaluation is being staged out by a caller's ``jit``."""
+
+
 def evaluate_with_errors(evaluable: Any, inputs: tuple) -> tuple[jax.Array, jax.Array]:
     """(value, error codes) through the shared jitted evaluator; pure, never raises."""
     return _evaluate(evaluable, tuple(_as_jax(x) for x in inputs))
 
 
-def tracing(evaluable: Any, inputs: tuple) -> bool:
-    """Whether this call is part of a JAX transformation (values cannot raise)."""
-    if any(is_traced(x) for x in inputs if x is not None):
-        return True
-    if any(is_traced(leaf) for leaf in jax.tree_util.tree_leaves(evaluable)):
-        return True
-    return not _trace_state_clean()
-
-
 def call(evaluable: Any, inputs: tuple) -> jax.Array:
     """Evaluate: eagerly on padded blocks (raising on errors), or traced (NaN on errors)."""
-    if tracing(evaluable, inputs):
+    traced = any(is_traced(x) for x in inputs if x is not None) or any(
+        is_traced(leaf) for leaf in jax.tree_util.tree_leaves(evaluable)
+    )
+    if traced:
         inputs = tuple(_as_jax(x) for x in inputs)
-        if _under_jit() or _under_vmap():  # shapes are the caller's, fixed: no padding
+        if _staged():  # inside a caller's jit: its shapes are fixed, no padding
             return _evaluate(evaluable, inputs)[0]
-        return _padded_transform(evaluable, inputs)
-    value, errors = run_blocks(evaluable, inputs)
+        return _padded_transform(evaluable, inputs)  # eager grad/jvp/vmap
+    try:
+        value, errors = run_blocks(evaluable, inputs)
+    except _StagedOut:  # concrete inputs (constants) inside a caller's jit
+        return _evaluate(evaluable, tuple(_as_jax(x) for x in inputs))[0]
     if errors.any():
         evaluable._raise(errors, inputs)
     return jax.device_put(value)  # no per-shape compilation, unlike jnp.asarray
@@ -88,6 +89,8 @@ def run_blocks(evaluable: Any, inputs: tuple) -> tuple[np.ndarray, np.ndarray]:
     arrays = [None if x is None else np.asarray(x) for x in inputs]
     if all(a is None for a in arrays):  # string inputs only: one scalar
         value, error = _evaluate(evaluable, inputs)
+        if isinstance(value, jax.core.Tracer):
+            raise _StagedOut
         return np.asarray(value), np.asarray(error)
     shape = np.broadcast_shapes(*(a.shape for a in arrays if a is not None))
     n = math.prod(shape)
@@ -97,7 +100,10 @@ def run_blocks(evaluable: Any, inputs: tuple) -> tuple[np.ndarray, np.ndarray]:
         stop = min(start + BLOCK, n)
         size = rung(stop - start)
         block = tuple(None if a is None else _padded(a[start:stop], size) for a in flat)
-        value, error = (np.asarray(x) for x in _evaluate(evaluable, block))
+        result = _evaluate(evaluable, block)
+        if isinstance(result[0], jax.core.Tracer):
+            raise _StagedOut
+        value, error = (np.asarray(x) for x in result)
         if values is None:
             values, errors = _aligned_empty(n, value.dtype), np.empty(n, error.dtype)
         values[start:stop] = value[: stop - start]

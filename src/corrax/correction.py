@@ -21,7 +21,7 @@ from ._core import relax as _relax
 from ._core.relax import EXACT, Mode, Relaxation
 from ._io.validate import validate_compound, validate_correction
 from .errors import InvalidInputError
-from .lowered import LoweredCompound, LoweredCorrection, _CompoundLayout
+from .lowered import LoweredCompound, LoweredCorrection, _CompoundLayout, compound_layout
 from .nuisance import Interpolation, NuisanceCorrection
 
 __all__ = ["CompoundCorrection", "Correction"]
@@ -288,7 +288,7 @@ class CompoundCorrection(_Evaluates):
         with self._lock:
             layout = self._layouts.get(strings)
             if layout is None:
-                layout = _CompoundLayout(self._model, strings, self._input_maps, self._updates)
+                layout = compound_layout(self._model, strings, self._input_maps, self._updates)
                 self._layouts[strings] = layout
         return LoweredCompound(layout, members)
 

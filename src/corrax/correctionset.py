@@ -2,8 +2,13 @@
 
 from __future__ import annotations
 
+import collections
 import difflib
+import hashlib
 import os
+import pickle
+import threading
+import weakref
 from collections.abc import Iterator, Mapping
 from typing import Any
 
@@ -49,6 +54,35 @@ class _Compounds(Mapping[str, CompoundCorrection]):
         return len(self._models)
 
 
+# Unpickled sets of equal content are one object per process: coffea's Runner and
+# dask unpickle a processor for every chunk, and parsing a large document again each
+# time would cost up to a second per chunk (and lower and compile its corrections
+# again). A set pickles as its document's pickle, as bytes, and a content digest; the
+# bytes are only unpickled when no set of that digest is alive. The last few sets stay
+# alive between chunks.
+_SHARED: weakref.WeakValueDictionary[tuple[str, str], CorrectionSet] = weakref.WeakValueDictionary()
+_RECENT: collections.OrderedDict[tuple[str, str], CorrectionSet] = collections.OrderedDict()
+_RECENT_SIZE = 4
+_SHARED_LOCK = threading.Lock()
+
+
+def _unpickle(digest: str, document: bytes, settings: _Settings | None) -> CorrectionSet:
+    key = (digest, repr(settings))
+    with _SHARED_LOCK:
+        found = _SHARED.get(key)
+    if found is None:
+        found = CorrectionSet._validated(pickle.loads(document), settings)
+        found._pickled = (digest, document)
+        with _SHARED_LOCK:
+            found = _SHARED.setdefault(key, found)
+    with _SHARED_LOCK:
+        _RECENT[key] = found
+        _RECENT.move_to_end(key)
+        while len(_RECENT) > _RECENT_SIZE:
+            _RECENT.popitem(last=False)
+    return found
+
+
 class CorrectionSet(Mapping[str, Correction]):
     """A set of corrections, read like ``correctionlib.CorrectionSet``.
 
@@ -56,7 +90,8 @@ class CorrectionSet(Mapping[str, Correction]):
     directly from a ``correctionlib.schemav2.CorrectionSet``, a plain dict or a path.
     The document is validated when it is loaded, like correctionlib does (its schema,
     then what its C++ loader checks); each correction is lowered to JAX the first time
-    it is evaluated, and the lowering is cached. A set pickles by its document.
+    it is evaluated, and the lowering is cached. A set pickles by its document; copies
+    unpickled in one process are one object (see ``_unpickle``).
     """
 
     def __init__(self, source: schemav2.CorrectionSet | dict[str, Any] | str | os.PathLike[str]):
@@ -69,6 +104,7 @@ class CorrectionSet(Mapping[str, Correction]):
         self._init(model, None)
 
     def _init(self, model: schemav2.CorrectionSet, settings: _Settings | None) -> None:
+        self._pickled: tuple[str, bytes] | None = None  # (digest, document), at first pickle
         self._model = model
         self._models = {c.name: c for c in model.corrections}
         self._corrections: dict[str, Correction] = {}
@@ -82,7 +118,12 @@ class CorrectionSet(Mapping[str, Correction]):
         return cset
 
     def __reduce__(self):
-        return CorrectionSet._validated, (self._model, self._relax)
+        if self._pickled is None:
+            document = pickle.dumps(self._model, protocol=pickle.HIGHEST_PROTOCOL)
+            self._pickled = (hashlib.blake2b(document, digest_size=20).hexdigest(), document)
+            with _SHARED_LOCK:  # copies unpickled in this process are this set
+                _SHARED.setdefault((self._pickled[0], repr(self._relax)), self)
+        return _unpickle, (*self._pickled, self._relax)
 
     def relaxed(
         self,

@@ -2,8 +2,10 @@
 
 Every user error is a ``CorraxError``. Messages name the correction, the input and
 the offending value, so that a failing evaluation in a large analysis can be traced
-back to its cause. Each class also derives from the built-in exception a Python user
-would expect (``ValueError``, ``TypeError``, ``KeyError``, ``IndexError``).
+back to its cause. Each class also derives from the built-in exceptions correctionlib
+raises in the same situation, so that code written for correctionlib (``except
+RuntimeError``, ``except ValueError``, ...) catches corrax's errors too (tested case by
+case against correctionlib), and from the one a Python user would expect.
 """
 
 from __future__ import annotations
@@ -37,8 +39,12 @@ class UnknownCorrectionError(CorraxError, KeyError):
         return str(self.args[0]) if self.args else ""
 
 
-class InvalidInputError(CorraxError, TypeError):
-    """Inputs of the wrong number, name, type, dtype, range or shape for a correction."""
+class InvalidInputError(CorraxError, ValueError, TypeError, RuntimeError):
+    """Inputs of the wrong number, name, type, dtype, range or shape for a correction.
+
+    correctionlib raises ``ValueError`` for a wrong number of inputs or shapes that do
+    not broadcast and ``RuntimeError`` for a wrong type; ``TypeError`` is Python's own
+    choice for bad arguments."""
 
 
 class InvalidArgumentError(CorraxError, ValueError):
@@ -46,12 +52,14 @@ class InvalidArgumentError(CorraxError, ValueError):
     a correlation, a systematic key)."""
 
 
-class OutOfBoundsError(CorraxError, ValueError):
-    """An input outside the edges of a Binning or MultiBinning whose flow is ``error``."""
+class OutOfBoundsError(CorraxError, ValueError, RuntimeError):
+    """An input outside the edges of a Binning or MultiBinning whose flow is ``error``
+    (correctionlib: ``RuntimeError``)."""
 
 
 class MissingCategoryError(CorraxError, IndexError):
-    """A Category key with no matching entry and no default."""
+    """A Category key with no matching entry and no default (correctionlib:
+    ``IndexError``)."""
 
 
 class PrecisionError(CorraxError, RuntimeError):

@@ -90,7 +90,8 @@ class JetSystematics:
     def _corrected(self, events: Any, jes: float = 0.0, jer: float = 0.0):
         jets = events.Jet
         if self.corrector is None:
-            return jets.pt, jets.mass
+            # float64, as the AGC's variations (pt × 1.03) and correctionlib compute
+            return ak.values_astype(jets.pt, np.float64), ak.values_astype(jets.mass, np.float64)
         corrected = self.corrector(
             jets,
             events.fixedGridRhoFastjetAll,
@@ -264,7 +265,9 @@ class Analysis:
             norm = 2.0 * norm
         electrons, muons = _leptons(events, cuts)
         n_leptons = ak.num(electrons.pt) + ak.num(muons.pt)
-        base = norm * (events.genWeight if use_genweight else ak.ones_like(events.genWeight))
+        # float64: NanoAOD's genWeight is float32, the normalisation is not rounded to it
+        gen_weight = ak.values_astype(events.genWeight, np.float64)
+        base = norm * (gen_weight if use_genweight else ak.ones_like(gen_weight))
         nominal_sample = variation == "nominal" and self.variations
         names = self.jets.names() if nominal_sample else ["nominal"]
         if not self.real_variations:

@@ -1,0 +1,106 @@
+"""Copies of a correction share compiled code: a correction unpickled for every chunk
+(as coffea's Runner and dask ship a processor), loaded again or built afresh compiles
+at most once per size rung of the eager dispatcher, in this process."""
+
+from __future__ import annotations
+
+import contextlib
+import pickle
+
+import jax.monitoring
+import numpy as np
+from documents import REAL, STRING, binning, category, document, formula, variables
+
+import corrax
+
+COMPILE_EVENT = "/jax/core/compile/backend_compile_duration"
+
+
+@contextlib.contextmanager
+def compilations():
+    """Count XLA compilations (JAX's public monitoring events) inside the block."""
+    count = [0]
+
+    def listener(event, duration, **kwargs):
+        if event == COMPILE_EVENT:
+            count[0] += 1
+
+    jax.monitoring.register_event_duration_secs_listener(listener)
+    try:
+        yield count
+    finally:
+        jax.monitoring.unregister_event_duration_listener(listener)
+
+
+def _document(marker: float) -> dict:
+    """A JEC-like document; ``marker`` makes its content (and compilations) unique."""
+    inputs = variables(("syst", STRING), ("eta", REAL), ("pt", REAL))
+    nominal = binning(
+        "eta", [-2.5, 0.0, 2.5], [formula("[0]+[1]*x", ["pt"], [marker, 0.01]), 1.2], "clamp"
+    )
+    return document(category("syst", {"nom": nominal, "up": 1.1}), inputs)
+
+
+class _Processor:
+    """What an AGC-style processor does: load in ``__init__``, evaluate per chunk."""
+
+    def __init__(self, doc: dict):
+        self.corrections = corrax.CorrectionSet(doc)
+
+    def process(self, eta: np.ndarray, pt: np.ndarray) -> float:
+        c = self.corrections["c"]
+        # to NumPy first: NumPy functions on JAX arrays would compile JAX reductions
+        nominal, up = (np.asarray(c.evaluate(key, eta, pt)) for key in ("nom", "up"))
+        return float(nominal.sum() + up.sum())
+
+
+def test_a_processor_unpickled_per_chunk_compiles_once_per_size_rung():
+    rng = np.random.default_rng(5)
+    shipped = pickle.dumps(_Processor(_document(1.000123)))
+    sizes = [100, 3000, 150, 2500, 90, 4000, 200, 1000, 60, 3500]  # two rungs: 256, 4096
+    with compilations() as count:
+        totals = []
+        for size in sizes:
+            processor = pickle.loads(shipped)  # coffea: one unpickled copy per chunk
+            eta, pt = rng.uniform(-2.4, 2.4, size), rng.uniform(20.0, 200.0, size)
+            totals.append(processor.process(eta, pt))
+    # two string choices (nom, up) × two rungs; not ten copies × that
+    assert count[0] <= 4, count[0]
+    assert all(np.isfinite(totals))
+
+
+def test_a_correction_loaded_again_or_built_afresh_reuses_the_compiled_code():
+    doc = _document(1.000456)
+    eta, pt = np.array([-1.0, 0.5]), np.array([30.0, 60.0])
+    expected = corrax.CorrectionSet(doc)["c"].evaluate("nom", eta, pt)
+    with compilations() as count:
+        for _ in range(5):
+            again = corrax.CorrectionSet.from_string(
+                corrax.CorrectionSet(doc).model.model_dump_json()
+            )
+            np.testing.assert_array_equal(again["c"].evaluate("nom", eta, pt), expected)
+            np.testing.assert_array_equal(
+                corrax.CorrectionSet(doc)["c"].evaluate("nom", eta, pt), expected
+            )
+    assert count[0] == 0
+
+
+def test_different_contents_do_not_share():
+    eta, pt = np.array([-0.5]), np.array([100.0])  # the formula bin
+    one = corrax.CorrectionSet(_document(1.0))["c"].evaluate("nom", eta, pt)
+    two = corrax.CorrectionSet(_document(2.0))["c"].evaluate("nom", eta, pt)
+    np.testing.assert_allclose(two - one, 1.0, rtol=1e-6)
+
+
+def test_copies_unpickled_in_one_process_are_one_set():
+    """Unpickling a set (as coffea does for every chunk) does not parse its document
+    again: copies of equal content are the same object; other relaxations are not."""
+    cset = corrax.CorrectionSet(_document(1.000789))
+    blob = pickle.dumps(cset)
+    assert pickle.loads(blob) is cset and pickle.loads(blob) is pickle.loads(blob)
+    relaxed = cset.relaxed("straight_through")
+    assert pickle.loads(pickle.dumps(relaxed)) is relaxed is not cset
+    eta, pt = np.array([-1.0]), np.array([50.0])
+    np.testing.assert_array_equal(
+        pickle.loads(blob)["c"].evaluate("nom", eta, pt), cset["c"].evaluate("nom", eta, pt)
+    )
