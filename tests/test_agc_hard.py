@@ -126,3 +126,27 @@ def test_agc_file_list_fileset():
     raw = json.loads(listing.read_text())["ttbar"]["nominal"]["files"][0]
     assert list(entry["files"]) == [raw["path"]]
     assert entry["metadata"]["norm"] == pytest.approx((396.87 + 332.97) * 3378 / raw["nevts"])
+
+
+def test_processor_computes_in_64_bits_without_changing_jaxs_setting(agc_sample):
+    """A coffea worker starts with JAX's defaults (32 bits): the processor works in 64
+    bits in its own scope and leaves the worker's setting as it found it."""
+    import jax
+    from coffea.nanoevents import NanoAODSchema, NanoEventsFactory
+
+    from corrax.agc.hard.processor import AGCProcessor
+
+    folder, manifest = agc_sample
+    path = folder / manifest["samples"]["ttbar"]["nominal"]["files"][0]
+    events = NanoEventsFactory.from_root(
+        {str(path): "Events"},
+        schemaclass=NanoAODSchema,
+        mode="eager",
+        metadata={"process": "ttbar", "variation": "nominal", "norm": 0.1},
+    ).events()
+    expected = AGCProcessor(Analysis(variations=False)).process(events)
+    with jax.enable_x64(False):
+        out = AGCProcessor(Analysis(variations=False)).process(events)
+        assert not jax.config.read("jax_enable_x64")
+    for region in ("4j1b", "4j2b"):
+        np.testing.assert_array_equal(out[region].values(), expected[region].values())

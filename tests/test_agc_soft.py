@@ -196,6 +196,7 @@ def test_eager_awkward_jax_path_equals_the_jit_path(soft_inputs):
     fileset, real, corrector, batch = soft_inputs
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", DeprecationWarning)  # the backend's own notice
+        ak.jax.register_and_check()  # the caller's choice: corrax does not make it
         eager_batch = eager.load_eager_batch(training_datasets(fileset), real=real)
     assert eager_batch.samples == batch.samples
     point = Cuts(29.0, 31.0, 0.55)

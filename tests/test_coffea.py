@@ -118,7 +118,9 @@ def test_coffea_dask_mode_evaluates_lazily(processor_instance):
     assert type(lazy_sf).__module__.startswith("dask_awkward")
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        computed = lazy_sf.compute()
+        # in this process (64-bit JAX), not on the cluster of the other tests if one
+        # is the default scheduler: its workers start with JAX's 32-bit defaults
+        computed = lazy_sf.compute(scheduler="sync")
     want = sf.evaluate("2018_UL", abs(muons(eager).eta), muons(eager).pt, "sf")
     assert ak.all(ak.flatten(computed) == ak.flatten(want)) and ak.all(
         ak.num(computed) == ak.num(want)

@@ -113,7 +113,11 @@ def test_evermore_equals_pyhf(templates):
     # the figure of merit: evermore's exact Hessian against pyhf's, at the Asimov point
     ours = float(model.expected_uncertainty(templates))
     assert ours == pytest.approx(model.pyhf_expected_uncertainty(templates), rel=1e-6)
+    import pyhf
+
+    before = pyhf.get_backend()
     ever, ref = model.evermore_fit(templates), model.pyhf_fit(templates)
+    assert pyhf.get_backend() == before  # pyhf's global backend is restored
     assert ever.ttbar_norm == pytest.approx(ref.ttbar_norm, rel=1e-3)
     assert ever.uncertainty == pytest.approx(ref.uncertainty, rel=1e-3)
     assert 1.0 < ever.ttbar_norm < 1.2  # the pseudodata hold 1.1 × ttbar

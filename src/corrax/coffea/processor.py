@@ -4,8 +4,9 @@
 
 * corrections are passed to the constructor as corrax objects (they pickle by their
   documents, so every executor can ship the processor to its workers);
-* ``process()`` turns on JAX's 64-bit mode first: worker processes start with JAX's
-  defaults (float32), and corrax never changes JAX's configuration by itself;
+* ``process()`` runs in JAX's 64-bit mode, scoped (``with jax.enable_x64(True)``):
+  worker processes start with JAX's defaults (float32), and corrax never changes
+  JAX's configuration (the corrections are lowered in float64 inside the scope);
 * muon scale factors through a behavior (``events.Muon`` gets ``id_sf``), per-event
   weights as their product; jets corrected by ``JetCorrector`` (JEC, JER, JES);
 * ``hist`` histograms of the corrected jets, and per-chunk gradients, summed by
@@ -49,7 +50,10 @@ class CorrectedJetsProcessor(processor.ProcessorABC):
         self.year = year
 
     def process(self, events: Any) -> dict[str, Any]:
-        jax.config.update("jax_enable_x64", True)  # in every worker: see the module docstring
+        with jax.enable_x64(True):  # scoped, in every worker: see the module docstring
+            return self._process(events)
+
+    def _process(self, events: Any) -> dict[str, Any]:
         muons = events.Muon[(events.Muon.pt > MUON_PT_MIN) & (abs(events.Muon.eta) < MUON_ETA_MAX)]
         binding = Binding(
             self.muon_sf,

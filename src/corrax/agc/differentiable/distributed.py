@@ -51,7 +51,11 @@ def chunk_contribution(
     (histograms, d histograms/dθ)}``, the histograms as one sample's slice of
     ``soft_template_histograms`` and the Jacobian with a leading axis of the three
     optimised thresholds (``OPTIMISED`` order)."""
-    jax.config.update("jax_enable_x64", True)  # on a worker: JAX starts with its defaults
+    with jax.enable_x64(True):  # a worker starts with JAX's defaults: 64 bits, scoped
+        return _chunk_contribution(chunk, cuts, corrector, smoothing, split, capacities, real)
+
+
+def _chunk_contribution(chunk, cuts, corrector, smoothing, split, capacities, real):
     batch = load_batch(chunk, split, capacities, real)
     smoothing = smoothing or Smoothing()
 

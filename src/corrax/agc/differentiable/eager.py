@@ -15,9 +15,10 @@ awkward cannot ``jit`` jagged arrays, so every operation is dispatched eagerly: 
 path is slow. It is the reference the jit path is checked against (same values and
 gradients, tested) and timed against (``benchmarks/agc.py``).
 
-awkward's JAX backend needs two things of JAX's configuration. ``load_eager_batch``
-calls ``ak.jax.register_and_check()``, which switches on x64 and makes the CPU the
-default device for the whole process. And CPU dispatch must be synchronous: awkward's
+awkward's JAX backend needs JAX's configuration set by the caller (corrax never
+changes it): ``ak.jax.register_and_check()``, which registers awkward's arrays with
+JAX and switches on x64 and the CPU as the default device for the whole process
+(``load_eager_batch`` refuses to run before it). And CPU dispatch must be synchronous: awkward's
 kernels read and write JAX buffers through raw pointers without waiting for pending
 computations, and with JAX's default asynchronous dispatch ``ak.combinations``,
 ``ak.argmax`` and jagged indexing gave wrong, run-to-run different results on 10^5
@@ -89,15 +90,21 @@ def load_eager_batch(
 ) -> EagerBatch:
     """Read the datasets (as ``pipeline.load_batch``) into one ``EagerBatch``: one
     batch, so that JAX compiles each eager operation for one set of shapes only.
-    Switches JAX to x64 and the CPU device; needs synchronous CPU dispatch (see the
-    module docstring)."""
+    Needs ``ak.jax.register_and_check()`` and synchronous CPU dispatch, set by the
+    caller (see the module docstring)."""
     if jax.config.read("jax_cpu_enable_async_dispatch"):
         raise RuntimeError(
             "awkward's JAX backend gives wrong results with asynchronous CPU dispatch: call "
             'jax.config.update("jax_cpu_enable_async_dispatch", False) at the start of the '
             "process, before any JAX computation"
         )
-    ak.jax.register_and_check()
+    try:
+        ak.jax.assert_registered()
+    except RuntimeError as error:
+        raise RuntimeError(
+            "the eager path uses awkward's JAX backend: call ak.jax.register_and_check() "
+            "first (it switches on x64 and the CPU device for the process)"
+        ) from error
     ev, norm, sample = concatenate_samples(read_datasets(datasets, split))
     real = real or RealCorrections()
     pileup = real.pileup_weight(ak.to_numpy(ev.Pileup_nTrueInt))

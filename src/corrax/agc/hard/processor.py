@@ -26,8 +26,11 @@ class AGCProcessor(processor.ProcessorABC):
         self.analysis = analysis
 
     def process(self, events: Any) -> dict[str, Any]:
-        # workers start with JAX's defaults; corrax never changes them by itself
-        jax.config.update("jax_enable_x64", True)
+        # workers start with JAX's defaults (float32): 64 bits in this scope only
+        with jax.enable_x64(True):
+            return self._process(events)
+
+    def _process(self, events: Any) -> dict[str, Any]:
         meta = events.metadata
         histograms = self.analysis.process_events(
             events,
