@@ -16,7 +16,7 @@ import jax
 import numpy as np
 from correctionlib import schemav2
 
-from . import _dispatch, _inputs
+from . import _dispatch, _inputs, _shared
 from ._core import relax as _relax
 from ._core.relax import EXACT, Mode, Relaxation
 from ._io.validate import validate_compound, validate_correction
@@ -111,6 +111,7 @@ class Correction(_Evaluates):
         self._init(model)
 
     def _init(self, model: schemav2.Correction) -> None:
+        self._pickled: tuple[str, bytes] | None = None  # see _shared.state_of
         self._model = model
         self._relaxation: Relaxation = EXACT
         self._cache = _Cache()
@@ -126,10 +127,12 @@ class Correction(_Evaluates):
     def _relaxed_copy(cls, source: Correction, relaxation: Relaxation) -> Correction:
         copy = cls.__new__(cls)
         copy._model, copy._relaxation, copy._cache = source._model, relaxation, source._cache
+        copy._pickled = None
         return copy
 
     def __reduce__(self):
-        return _rebuild_correction, (self._model, self._relaxation)
+        digest, data = _shared.state_of(self, lambda: (self._model, self._relaxation))
+        return _shared.unpickle, ("Correction", digest, data, _rebuild_correction)
 
     @property
     def version(self) -> int:

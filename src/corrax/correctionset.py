@@ -2,18 +2,14 @@
 
 from __future__ import annotations
 
-import collections
 import difflib
-import hashlib
 import os
-import pickle
-import threading
-import weakref
 from collections.abc import Iterator, Mapping
 from typing import Any
 
 from correctionlib import schemav2
 
+from . import _shared
 from ._core.relax import Mode, make_for_set
 from ._io import document
 from ._io.validate import validate_compound, validate_correction
@@ -54,35 +50,6 @@ class _Compounds(Mapping[str, CompoundCorrection]):
         return len(self._models)
 
 
-# Unpickled sets of equal content are one object per process: coffea's Runner and
-# dask unpickle a processor for every chunk, and parsing a large document again each
-# time would cost up to a second per chunk (and lower and compile its corrections
-# again). A set pickles as its document's pickle, as bytes, and a content digest; the
-# bytes are only unpickled when no set of that digest is alive. The last few sets stay
-# alive between chunks.
-_SHARED: weakref.WeakValueDictionary[tuple[str, str], CorrectionSet] = weakref.WeakValueDictionary()
-_RECENT: collections.OrderedDict[tuple[str, str], CorrectionSet] = collections.OrderedDict()
-_RECENT_SIZE = 4
-_SHARED_LOCK = threading.Lock()
-
-
-def _unpickle(digest: str, document: bytes, settings: _Settings | None) -> CorrectionSet:
-    key = (digest, repr(settings))
-    with _SHARED_LOCK:
-        found = _SHARED.get(key)
-    if found is None:
-        found = CorrectionSet._validated(pickle.loads(document), settings)
-        found._pickled = (digest, document)
-        with _SHARED_LOCK:
-            found = _SHARED.setdefault(key, found)
-    with _SHARED_LOCK:
-        _RECENT[key] = found
-        _RECENT.move_to_end(key)
-        while len(_RECENT) > _RECENT_SIZE:
-            _RECENT.popitem(last=False)
-    return found
-
-
 class CorrectionSet(Mapping[str, Correction]):
     """A set of corrections, read like ``correctionlib.CorrectionSet``.
 
@@ -91,7 +58,7 @@ class CorrectionSet(Mapping[str, Correction]):
     The document is validated when it is loaded, like correctionlib does (its schema,
     then what its C++ loader checks); each correction is lowered to JAX the first time
     it is evaluated, and the lowering is cached. A set pickles by its document; copies
-    unpickled in one process are one object (see ``_unpickle``).
+    unpickled in one process are one object (see ``corrax._shared``).
     """
 
     def __init__(self, source: schemav2.CorrectionSet | dict[str, Any] | str | os.PathLike[str]):
@@ -104,7 +71,7 @@ class CorrectionSet(Mapping[str, Correction]):
         self._init(model, None)
 
     def _init(self, model: schemav2.CorrectionSet, settings: _Settings | None) -> None:
-        self._pickled: tuple[str, bytes] | None = None  # (digest, document), at first pickle
+        self._pickled: tuple[str, bytes] | None = None  # see _shared.state_of
         self._model = model
         self._models = {c.name: c for c in model.corrections}
         self._corrections: dict[str, Correction] = {}
@@ -118,12 +85,8 @@ class CorrectionSet(Mapping[str, Correction]):
         return cset
 
     def __reduce__(self):
-        if self._pickled is None:
-            document = pickle.dumps(self._model, protocol=pickle.HIGHEST_PROTOCOL)
-            self._pickled = (hashlib.blake2b(document, digest_size=20).hexdigest(), document)
-            with _SHARED_LOCK:  # copies unpickled in this process are this set
-                _SHARED.setdefault((self._pickled[0], repr(self._relax)), self)
-        return _unpickle, (*self._pickled, self._relax)
+        digest, data = _shared.state_of(self, lambda: (self._model, self._relax))
+        return _shared.unpickle, ("CorrectionSet", digest, data, CorrectionSet._validated)
 
     def relaxed(
         self,
