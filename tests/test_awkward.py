@@ -18,7 +18,7 @@ from oracle import oracle_set
 
 import corrax
 import corrax.awkward as cak
-from corrax.awkward import columns
+from corrax import _columnar as columns  # the columnar layer (private: internals checked)
 
 INPUTS = variables(("syst", STRING), ("eta", REAL), ("pt", REAL))
 DOC = document(

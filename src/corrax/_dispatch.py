@@ -34,7 +34,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from ._inputs import is_columnar, is_traced
+from ._inputs import is_traced
 
 BLOCK = 1 << 16
 RUNGS = (1 << 8, 1 << 12, 1 << 16)  # 256, 4096, 65536
@@ -120,19 +120,6 @@ def _aligned_empty(n: int, dtype: np.dtype) -> np.ndarray:
     buffer = np.empty(n * itemsize + 64, dtype=np.uint8)
     offset = -buffer.ctypes.data % 64
     return buffer[offset : offset + n * itemsize].view(dtype)
-
-
-def call_columns(function: Any, values: list[Any]) -> Any:
-    """Evaluate on awkward or dask-awkward columns (see ``corrax.awkward.columns``);
-    ``function`` takes the flat numeric buffers. Imported only when such arrays come."""
-    from .awkward.columns import evaluate_columns  # noqa: PLC0415 - awkward only when used
-
-    return evaluate_columns(function, values)
-
-
-def any_columnar(values: Any) -> bool:
-    """Whether any value is an awkward or dask-awkward array (without importing them)."""
-    return any(is_columnar(v) for v in values)
 
 
 def _padded_transform(evaluable: Any, inputs: tuple) -> jax.Array:

@@ -35,6 +35,20 @@ def is_columnar(value: Any) -> bool:
     return type(value).__module__.split(".")[0] in ("awkward", "dask_awkward")
 
 
+def any_columnar(values: Any) -> bool:
+    """Whether any value is an awkward or dask-awkward array (without importing them)."""
+    return any(is_columnar(v) for v in values)
+
+
+def columnar_call(function: Any, values: list[Any]) -> Any:
+    """Evaluate on awkward or dask-awkward columns (``corrax._columnar``): ``function``
+    takes the flat numeric buffers. awkward is imported only when such arrays come, as
+    correctionlib's ``highlevel`` does; the dispatcher below never sees them."""
+    from ._columnar import evaluate_columns  # noqa: PLC0415 - awkward only when used
+
+    return evaluate_columns(function, values)
+
+
 def x64_enabled() -> bool:
     """Whether JAX currently computes in 64 bits (``jax_enable_x64``, maybe in a context)."""
     return jnp.result_type(float) == jnp.float64

@@ -71,7 +71,7 @@ class _Evaluates:
         """Evaluate; see ``Correction`` for inputs and errors. Awkward or dask-awkward
         inputs give an array of their (broadcast) layout."""
         values = _inputs.bind_arguments(self.name, self._model.inputs, inputs, named)
-        if _dispatch.any_columnar(values):
+        if _inputs.any_columnar(values):
             return _columns(self._lowered, self._model.inputs, self.name, values)
         lowered, numbers = self._split(values, {})
         return _dispatch.call(lowered, numbers)
@@ -248,7 +248,7 @@ def _columns(lower: Any, variables: Sequence[Any], name: str, values: list[Any])
         {},
     )
     numeric = [v for v, var in zip(values, variables, strict=True) if var.type != "string"]
-    return _dispatch.call_columns(lower(strings).evaluate, numeric)
+    return _inputs.columnar_call(lower(strings).evaluate, numeric)
 
 
 class CompoundCorrection(_Evaluates):

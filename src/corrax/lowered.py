@@ -181,9 +181,9 @@ class _Lowered:
         under a JAX transformation failing elements are NaN. Awkward or dask-awkward
         inputs give an array of their (broadcast) layout.
         """
-        if _dispatch.any_columnar((*inputs, *named.values())):
+        if _inputs.any_columnar((*inputs, *named.values())):
             values = _inputs.bind_arguments(self.name, self.inputs, inputs, named)
-            return _dispatch.call_columns(self.evaluate, values)
+            return _inputs.columnar_call(self.evaluate, values)
         return _dispatch.call(self, _aligned(self.name, self.model, self.strings, inputs, named))
 
     def __call__(self, *inputs: Any, **named: Any) -> jax.Array:

@@ -136,7 +136,7 @@ class NuisanceCorrection:
         """The interpolated value at θ (see the module docstring)."""
         name = self.correction.name
         values = _inputs.bind_arguments(name, self.inputs, inputs, named)
-        if _dispatch.any_columnar((theta, *values)):
+        if _inputs.any_columnar((theta, *values)):
             numeric = [i for i, v in enumerate(self.inputs) if v.type != "string"]
 
             def flat(theta: Any, *numbers: Any) -> jax.Array:
@@ -145,7 +145,7 @@ class NuisanceCorrection:
                     full[i] = number
                 return self.evaluate(theta, *full)
 
-            return _dispatch.call_columns(flat, [theta, *(values[i] for i in numeric)])
+            return _inputs.columnar_call(flat, [theta, *(values[i] for i in numeric)])
         strings, numbers = _inputs.split_inputs(name, self.inputs, values)
         theta_variable = _Variable("theta", "real")
         theta = _inputs.number(name, theta_variable, theta)

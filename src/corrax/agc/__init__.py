@@ -24,6 +24,22 @@ public API:
 
 from __future__ import annotations
 
+from .._extras import require
+
+require(
+    "corrax.agc",
+    "agc",
+    "awkward",
+    "coffea",
+    "uproot",
+    "hist",
+    "dask_awkward",
+    "evermore",
+    "pyhf",
+    "optax",
+    "matplotlib",
+)
+
 from .corrections import RealCorrections, agc_systematics
 from .definition import Cuts
 from .hard import Analysis

@@ -1,7 +1,8 @@
 """Corrected jets: JEC, JES uncertainty as a nuisance parameter, JER hybrid smearing.
 
 ``JetCorrector`` applies, on jagged jets (awkward CPU or JAX backend), the CMS chain
-as coffea's ``CorrectedJetsFactory`` does, with every correction evaluated by corrax:
+as coffea's ``CorrectedJetsFactory`` does, with every correction evaluated by corrax
+(the chain itself, on flat arrays, is ``corrax.jets.JetCorrectionChain``):
 
 1. JEC: ``pt_jec = JEC(area, eta, pt_raw, rho) · pt_raw`` (``pt_raw = pt·(1 − rawFactor)``
    for NanoAOD jets); the mass scales with the same factor.
@@ -25,61 +26,35 @@ without registering anything globally.
 
 from __future__ import annotations
 
-import json
+from collections.abc import Mapping
 from typing import Any
 
 import awkward as ak
-import jax
-import jax.numpy as jnp
 import numpy as np
 import vector.backends.awkward as vector_awkward
 
-from ..correctionset import CorrectionSet
-from ..errors import InvalidArgumentError
-from .columns import map_columns
+from .._columnar import map_columns
+from ..jets import JetCorrectionChain
 
-__all__ = ["JetCorrector"]
+__all__ = ["DEFAULT_NAME_MAP", "JetCorrector"]
 
-_MIN_JET_ENERGY = 1e-2  # GeV, as in coffea's CorrectedJetsFactory
-
-
-def _normal_generator() -> Any:
-    """A correction returning correctionlib's HashPRNG standard normal numbers."""
-    inputs = [
-        {"name": "event", "type": "int"},
-        {"name": "pt", "type": "real"},
-        {"name": "eta", "type": "real"},
-    ]
-    document = {
-        "schema_version": 2,
-        "corrections": [
-            {
-                "name": "jer_noise",
-                "version": 1,
-                "inputs": inputs,
-                "output": {"name": "z", "type": "real"},
-                "data": {
-                    "nodetype": "hashprng",
-                    "inputs": ["event", "pt", "eta"],
-                    "distribution": "normal",
-                },
-            }
-        ],
-    }
-    return CorrectionSet.from_string(json.dumps(document))["jer_noise"]
+# the jet fields read, by role (like coffea's ``name_map``): NanoAOD's names
+DEFAULT_NAME_MAP = {
+    "pt": "pt",
+    "mass": "mass",
+    "eta": "eta",
+    "phi": "phi",
+    "area": "area",
+    "rawFactor": "rawFactor",
+}
 
 
-class JetCorrector:
-    """The JEC → JER → JES chain on jets (see the module docstring).
+class JetCorrector(JetCorrectionChain):
+    """The JEC → JER → JES chain on jagged jets (see the module docstring).
 
-    ``jec``: the compound (or single) JEC correction (inputs JetA, JetEta, JetPt, Rho);
-    ``uncertainty``: the JES uncertainty (JetEta, JetPt), optional;
-    ``resolution`` and ``scale_factor``: the JER corrections (PtResolution with JetEta,
-    JetPt, Rho; ScaleFactor with JetEta and a nom/up/down systematic), optional.
-
-    The chain is written once, on flat arrays (``correct_flat``: NumPy eagerly, JAX
-    inside transformations and ``jit``); ``__call__`` wraps it for jagged awkward
-    arrays, and the jit path (``corrax.jagged``) calls ``correct_flat`` on its fields.
+    The corrections as for ``JetCorrectionChain``; ``name_map``: the jets' field
+    names by role, where they differ from NanoAOD's (``DEFAULT_NAME_MAP``), as
+    coffea's ``CorrectedJetsFactory`` takes them.
     """
 
     def __init__(
@@ -88,63 +63,15 @@ class JetCorrector:
         uncertainty: Any = None,
         resolution: Any = None,
         scale_factor: Any = None,
+        name_map: Mapping[str, str] | None = None,
     ):
-        if (resolution is None) != (scale_factor is None):
-            raise InvalidArgumentError("JER needs both the resolution and the scale factor")
-        self.jec = jec
-        self.uncertainty = uncertainty
-        self.resolution = resolution
-        self.scale_factor = scale_factor
-        self._jer_theta = None if scale_factor is None else scale_factor.nuisance("systematic")
-        self._noise = _normal_generator() if scale_factor is not None else None
-
-    def correct_flat(
-        self,
-        pt_raw: Any,
-        mass_raw: Any,
-        eta: Any,
-        area: Any,
-        rho: Any,
-        event: Any = None,
-        pt_gen: Any = None,
-        jes: Any = 0.0,
-        jer: Any = 0.0,
-    ) -> dict[str, Any]:
-        """The chain on flat per-jet arrays (``rho``, ``event`` already per jet):
-        a dict with pt, mass (GeV) and the intermediate values, same shape."""
-        lib = jnp if any(_is_jax(x) for x in (pt_raw, eta, rho, jes, jer, pt_gen)) else np
-        jec = self.jec.evaluate(area, eta, pt_raw, rho)
-        pt_jec, mass_jec = jec * pt_raw, jec * mass_raw
-        out = {"pt_raw": pt_raw, "mass_raw": mass_raw, "jec": jec, "pt_jec": pt_jec}
-        pt, mass = pt_jec, mass_jec
-        if self.resolution is not None:
-            if event is None:
-                raise InvalidArgumentError(
-                    "JER smearing needs the event numbers (they seed the noise)"
-                )
-            factor = self._jer_factor(lib, eta, rho, event, pt_gen, pt_raw, pt_jec, jer)
-            pt, mass = factor * pt_jec, factor * mass_jec
-            out.update({"jer": factor, "pt_jer": pt})
-        if self.uncertainty is not None:
-            delta = self.uncertainty.evaluate(eta, pt)
-            scale = 1.0 + jes * delta
-            pt, mass = scale * pt, scale * mass
-            out["jes_delta"] = delta
-        out.update({"pt": pt, "mass": mass})
-        return out
-
-    def _jer_factor(self, lib, eta, rho, event, pt_gen, pt_raw, pt_jec, theta):
-        sigma = self.resolution.evaluate(eta, pt_jec, rho)
-        sf = self._jer_theta.evaluate(theta, eta)
-        z = self._noise.evaluate(event, pt_raw, eta)
-        stochastic = 1.0 + lib.sqrt(lib.maximum(sf**2 - 1.0, 0.0)) * sigma * z
-        factor = stochastic
-        if pt_gen is not None:
-            relative = (pt_jec - pt_gen) / pt_jec
-            matched = (pt_gen > 0) & (lib.abs(relative) < 3.0 * sigma)
-            factor = lib.where(matched, 1.0 + (sf - 1.0) * relative, stochastic)
-        min_pt = _MIN_JET_ENERGY / lib.cosh(eta)
-        return lib.where(factor * pt_jec < min_pt, min_pt / pt_jec, factor)
+        super().__init__(jec, uncertainty, resolution, scale_factor)
+        unknown = set(name_map or {}) - set(DEFAULT_NAME_MAP)
+        if unknown:
+            raise ValueError(
+                f"name_map: unknown roles {sorted(unknown)}; roles: {sorted(DEFAULT_NAME_MAP)}"
+            )
+        self.name_map = {**DEFAULT_NAME_MAP, **(name_map or {})}
 
     def __call__(
         self,
@@ -161,25 +88,22 @@ class JetCorrector:
         """Corrected jagged jets as ``Momentum4D`` records.
 
         ``jets``: records with pt, eta, phi, mass, area (and rawFactor, unless
-        ``pt_raw``/``mass_raw`` are given); ``rho``: per event; ``event``: the event
+        ``pt_raw``/``mass_raw`` are given), named as in ``name_map``; ``rho``: per event; ``event``: the event
         number per event (seeds the stochastic smearing; required with JER);
         ``pt_gen``: the matched generator-jet pt per jet, 0 where unmatched (None:
         stochastic smearing for every jet); ``jes``, ``jer``: nuisance parameters θ.
         """
+        field = {role: jets[name] for role, name in self.name_map.items() if name in jets.fields}
         if pt_raw is None:
-            pt_raw = jets.pt * (1.0 - jets.rawFactor)
+            pt_raw = field["pt"] * (1.0 - field["rawFactor"])
         if mass_raw is None:
-            mass_raw = jets.mass * (1.0 - jets.rawFactor)
+            mass_raw = field["mass"] * (1.0 - field["rawFactor"])
         if event is not None:
             event = ak.values_astype(event, np.int64)
-        inputs = [pt_raw, mass_raw, jets.eta, jets.area, rho, event, pt_gen, jes, jer]
+        inputs = [pt_raw, mass_raw, field["eta"], field["area"], rho, event, pt_gen, jes, jer]
         columns = map_columns(self.correct_flat, inputs)
-        fields = {"pt": columns.pop("pt"), "eta": jets.eta, "phi": jets.phi}
+        fields = {"pt": columns.pop("pt"), "eta": field["eta"], "phi": field["phi"]}
         fields["mass"] = columns.pop("mass")
         return ak.zip(
             {**fields, **columns}, with_name="Momentum4D", behavior=vector_awkward.behavior
         )
-
-
-def _is_jax(value: Any) -> bool:
-    return isinstance(value, jax.Array | jax.core.Tracer)

@@ -15,6 +15,10 @@ them over partitions); use this for everything a partition returns at once.
 
 from __future__ import annotations
 
+from .._extras import require
+
+require("corrax.dask", "dask", "awkward", "dask", "distributed", "dask_awkward")
+
 from collections.abc import Callable, Mapping
 from typing import Any
 

@@ -7,6 +7,10 @@ Corrections evaluate on the flat fields with their lowered form
 
 from __future__ import annotations
 
+from .._extras import require
+
+require("corrax.jagged", "awkward", "awkward")
+
 from . import kinematics
 from .collection import Chosen, Combinations, Jagged, capacity_for
 

@@ -23,7 +23,7 @@ from typing import Any
 import awkward as ak
 import numpy as np
 
-from .._inputs import is_columnar
+from ._inputs import is_columnar
 
 __all__ = ["evaluate_columns", "is_columnar", "map_columns"]
 
