@@ -50,6 +50,7 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/run.py
 	$(BIN)/python benchmarks/columnar.py --cache agc-sample
 	$(BIN)/python benchmarks/agc.py --cache agc-sample $(if $(CORRECTIONS_DIR),--corrections $(CORRECTIONS_DIR))
+	$(BIN)/python benchmarks/coffea_agc.py --cache agc-sample
 
 lint: $(STAMP)
 	$(BIN)/python -m pip install --quiet ruff
