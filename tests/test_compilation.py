@@ -57,7 +57,7 @@ class _Processor:
 def test_a_processor_unpickled_per_chunk_compiles_once_per_size_rung():
     rng = np.random.default_rng(5)
     shipped = pickle.dumps(_Processor(_document(1.000123)))
-    sizes = [100, 3000, 150, 2500, 90, 4000, 200, 1000, 60, 3500]  # two rungs: 256, 4096
+    sizes = [100, 3000, 150, 2500, 90, 4000, 200, 1000, 60, 3500]  # two rungs: 256, 65536
     with compilations() as count:
         totals = []
         for size in sizes:
@@ -104,3 +104,17 @@ def test_copies_unpickled_in_one_process_are_one_set():
     np.testing.assert_array_equal(
         pickle.loads(blob)["c"].evaluate("nom", eta, pt), cset["c"].evaluate("nom", eta, pt)
     )
+
+
+def test_copies_made_with_copy_are_new_objects():
+    """``copy``/``deepcopy`` give new objects (a deep copy has its own document), not
+    the one set unpickling shares."""
+    import copy
+
+    cset = corrax.CorrectionSet(_document(1.000987))
+    pickle.dumps(cset)  # registers it as the shared object of its content
+    for made in (copy.copy(cset), copy.deepcopy(cset)):
+        assert made is not cset
+        assert made["c"].evaluate("up", np.array([0.5]), np.array([50.0])) == 1.1
+    assert copy.deepcopy(cset).model is not cset.model
+    assert copy.deepcopy(cset["c"]) is not cset["c"]

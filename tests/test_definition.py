@@ -103,3 +103,10 @@ def test_weighted_one_lepton_probability_equals_enumeration():
     unweighted = definition.region_probabilities(jnp.asarray(p), jets, tagged)
     ones = definition.region_probabilities(jnp.asarray(p), jets, tagged, jnp.ones((6, 4)))
     np.testing.assert_allclose(ones["4j1b"], unweighted["4j1b"], rtol=1e-13)
+
+
+def test_cuts_with_other_fixed_thresholds_are_refused_by_events_prepared_otherwise():
+    prepared = Cuts().fixed()
+    Cuts(lepton_pt=40.0, btag=0.7).check_fixed(prepared)  # optimised ones may differ
+    with pytest.raises(ValueError, match="jet_eta"):
+        Cuts(jet_eta=2.0).check_fixed(prepared)

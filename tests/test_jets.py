@@ -238,13 +238,13 @@ def test_a_name_map_reads_jets_with_other_field_names(real):
     )  # fmt: skip
     mapped = cak.JetCorrector(
         corrector.jec, corrector.uncertainty, corrector.resolution, corrector.scale_factor,
-        name_map={"pt": "JetPt", "mass": "JetMass", "eta": "JetEta", "phi": "JetPhi",
-                  "area": "JetA", "rawFactor": "raw"},
+        name_map={"JetPt": "JetPt", "JetMass": "JetMass", "JetEta": "JetEta",
+                  "JetPhi": "JetPhi", "JetA": "JetA", "rawFactor": "raw", "Rho": "rho"},
     )  # fmt: skip
     ours = mapped(renamed, events.fixedGridRhoFastjetAll, events.event, pt_gen, jes=1.0)
     expected = _correct(real, jes=1.0)
     np.testing.assert_array_equal(_flat(ours.pt), _flat(expected.pt))
     np.testing.assert_array_equal(_flat(ours.mass), _flat(expected.mass))
     assert isinstance(corrector, JetCorrectionChain)
-    with pytest.raises(ValueError, match="unknown roles"):
-        cak.JetCorrector(corrector.jec, name_map={"JetPt": "pt"})
+    with pytest.raises(corrax.InvalidArgumentError, match="no field 'JetPt'"):
+        mapped(ak.zip({"JetEta": jets.eta}), events.fixedGridRhoFastjetAll)

@@ -49,6 +49,15 @@ def columnar_call(function: Any, values: list[Any]) -> Any:
     return evaluate_columns(function, values)
 
 
+def x64_scope() -> Any:
+    """A context in which JAX computes in 64 bits, this thread only, restored on exit:
+    ``jax.enable_x64(True)``, or its older spelling ``jax.experimental.enable_x64``."""
+    scope = getattr(jax, "enable_x64", None)
+    if scope is None:  # pragma: no cover - older JAX releases
+        from jax.experimental import enable_x64 as scope  # noqa: PLC0415
+    return scope(True)
+
+
 def x64_enabled() -> bool:
     """Whether JAX currently computes in 64 bits (``jax_enable_x64``, maybe in a context)."""
     return jnp.result_type(float) == jnp.float64

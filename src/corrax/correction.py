@@ -8,6 +8,7 @@ executors and dask can ship them to worker processes.
 
 from __future__ import annotations
 
+import copy
 import threading
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -129,6 +130,12 @@ class Correction(_Evaluates):
         copy._model, copy._relaxation, copy._cache = source._model, relaxation, source._cache
         copy._pickled = None
         return copy
+
+    def __copy__(self) -> Correction:
+        return _rebuild_correction(self._model, self._relaxation)
+
+    def __deepcopy__(self, memo: dict) -> Correction:
+        return _rebuild_correction(copy.deepcopy(self._model, memo), self._relaxation)
 
     def __reduce__(self):
         digest, data = _shared.state_of(self, lambda: (self._model, self._relaxation))

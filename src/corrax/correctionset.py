@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import difflib
 import os
 from collections.abc import Iterator, Mapping
@@ -83,6 +84,12 @@ class CorrectionSet(Mapping[str, Correction]):
         cset = cls.__new__(cls)
         cset._init(model, settings)
         return cset
+
+    def __copy__(self) -> CorrectionSet:
+        return CorrectionSet._validated(self._model, self._relax)
+
+    def __deepcopy__(self, memo: dict) -> CorrectionSet:
+        return CorrectionSet._validated(copy.deepcopy(self._model, memo), self._relax)
 
     def __reduce__(self):
         digest, data = _shared.state_of(self, lambda: (self._model, self._relax))

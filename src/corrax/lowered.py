@@ -28,7 +28,7 @@ x64 on); lower again after switching ``jax_enable_x64``.
 
 Lowerings of equal content share one static part (``_Layout``, interned by a digest
 of the correction's document, the string choices, the lowering mode and the
-precision): a correction unpickled, loaded again from its file or built afresh has
+precision, the default device): a correction unpickled, loaded again from its file or built afresh has
 the same static part as the first copy, so every copy shares the jitted evaluator's
 compiled code (whose cache is keyed by the static part's identity) and its tables,
 and is lowered only once per process.
@@ -75,7 +75,10 @@ def _digest(model: Any, *parts: str) -> str:
 
 
 def _interned(key: str, build: Any) -> Any:
-    """The static part of this content: the one alive in this process, else ``build()``."""
+    """The static part of this content: the one already made in this process, else
+    ``build()``. (Held weakly here, but the jitted evaluator's cache of compiled code
+    holds every static part it has compiled for: those, with their tables, stay for
+    the life of the process, as the compiled code itself does.)"""
     with _INTERN_LOCK:
         found = _INTERNED.get(key)
     if found is not None:
@@ -232,6 +235,7 @@ class LoweredCorrection(_Lowered):
             repr(tuple(strings)),
             "differentiable" if differentiable else "fast",
             str(jnp.result_type(float)),
+            repr(jax.config.jax_default_device),  # the tables live on that device
         )
         layout = _interned(key, lambda: cls._layout_of(model, tuple(strings), differentiable))
         return cls(layout, relaxation, layout.leaves)

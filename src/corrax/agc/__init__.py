@@ -30,6 +30,7 @@ require(
     "corrax.agc",
     "agc",
     "awkward",
+    "vector",
     "coffea",
     "uproot",
     "hist",

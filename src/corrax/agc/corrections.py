@@ -184,9 +184,12 @@ class RealCorrections:
 
     def lepton_id_factors(self, flavour: str, pt: Any, eta: Any, identified: Any) -> np.ndarray:
         """Per lepton (flat arrays): the nominal ID scale factor of an ``identified``
-        lepton (``flavour`` ``"electron"`` or ``"muon"``), 1 for the others, for leptons
-        below the file's pt range (``*_SF_MIN_PT``: never selected by the analysis's
-        30 GeV cut) and without the file."""
+        lepton (``flavour`` ``"electron"`` or ``"muon"``); 1 for the others and without
+        the file. Below the file's pt range (``*_SF_MIN_PT``, 15 and 10 GeV) the factor
+        is 1 too: the soft analysis gives such leptons a small pass probability, where
+        the hard analysis, evaluating the factor of a selected lepton, would raise
+        (its lepton pt threshold must stay above the range; the optimiser's box starts
+        at 27 GeV)."""
         pt, eta = np.asarray(pt, dtype=np.float64), np.asarray(eta, dtype=np.float64)
         factors = np.ones_like(pt)
         if flavour == "muon":

@@ -102,6 +102,24 @@ class Cuts:
         """The optimised thresholds as numbers."""
         return {name: float(getattr(self, name)) for name in OPTIMISED}
 
+    def fixed(self) -> tuple[tuple[str, float], ...]:
+        """The thresholds that are not optimised, as (name, value) pairs."""
+        return tuple(
+            (f.name, float(getattr(self, f.name)))
+            for f in dataclasses.fields(self)
+            if f.name not in OPTIMISED
+        )
+
+    def check_fixed(self, fixed: tuple[tuple[str, float], ...]) -> None:
+        """Raise ``ValueError`` if the fixed thresholds differ from ``fixed`` (those
+        a batch of events was selected with)."""
+        if self.fixed() != tuple(fixed):
+            raise ValueError(
+                f"these cuts' fixed thresholds {dict(self.fixed())} differ from those the "
+                f"events were prepared with {dict(fixed)}: prepare them with these cuts "
+                "(load_batch(..., cuts=...))"
+            )
+
     def as_dict(self) -> dict[str, float]:
         """Every threshold as a number."""
         return {f.name: float(getattr(self, f.name)) for f in dataclasses.fields(self)}

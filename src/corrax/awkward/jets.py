@@ -34,17 +34,22 @@ import numpy as np
 import vector.backends.awkward as vector_awkward
 
 from .._columnar import map_columns
+from ..errors import InvalidArgumentError
 from ..jets import JetCorrectionChain
 
 __all__ = ["DEFAULT_NAME_MAP", "JetCorrector"]
 
-# the jet fields read, by role (like coffea's ``name_map``): NanoAOD's names
+# the jet fields read, by role, with coffea's ``name_map`` keys (``CorrectedJetsFactory``):
+# NanoAOD's field names by default. ``ptRaw``/``massRaw``, where the jets have them,
+# are used as they are; otherwise the raw values come from ``rawFactor``
 DEFAULT_NAME_MAP = {
-    "pt": "pt",
-    "mass": "mass",
-    "eta": "eta",
-    "phi": "phi",
-    "area": "area",
+    "JetPt": "pt",
+    "JetMass": "mass",
+    "JetEta": "eta",
+    "JetPhi": "phi",
+    "JetA": "area",
+    "ptRaw": "pt_raw",
+    "massRaw": "mass_raw",
     "rawFactor": "rawFactor",
 }
 
@@ -53,8 +58,10 @@ class JetCorrector(JetCorrectionChain):
     """The JEC → JER → JES chain on jagged jets (see the module docstring).
 
     The corrections as for ``JetCorrectionChain``; ``name_map``: the jets' field
-    names by role, where they differ from NanoAOD's (``DEFAULT_NAME_MAP``), as
-    coffea's ``CorrectedJetsFactory`` takes them.
+    names by role where they differ from ``DEFAULT_NAME_MAP``, with coffea's keys
+    (``JetPt``, ``JetMass``, ``JetEta``, ``JetPhi``, ``JetA``, ``ptRaw``, ``massRaw``;
+    and ``rawFactor``); other keys of a coffea name map (``Rho``, ``ptGenJet``, MET
+    fields) are not jet fields here and are ignored.
     """
 
     def __init__(
@@ -66,12 +73,17 @@ class JetCorrector(JetCorrectionChain):
         name_map: Mapping[str, str] | None = None,
     ):
         super().__init__(jec, uncertainty, resolution, scale_factor)
-        unknown = set(name_map or {}) - set(DEFAULT_NAME_MAP)
-        if unknown:
-            raise ValueError(
-                f"name_map: unknown roles {sorted(unknown)}; roles: {sorted(DEFAULT_NAME_MAP)}"
+        given = {k: v for k, v in (name_map or {}).items() if k in DEFAULT_NAME_MAP}
+        self.name_map = {**DEFAULT_NAME_MAP, **given}
+
+    def _field(self, jets: ak.Array, role: str) -> Any:
+        name = self.name_map[role]
+        if name not in jets.fields:
+            raise InvalidArgumentError(
+                f"the jets have no field {name!r} ({role} in the name map); fields: "
+                f"{', '.join(jets.fields)}"
             )
-        self.name_map = {**DEFAULT_NAME_MAP, **(name_map or {})}
+        return jets[name]
 
     def __call__(
         self,
@@ -93,16 +105,22 @@ class JetCorrector(JetCorrectionChain):
         ``pt_gen``: the matched generator-jet pt per jet, 0 where unmatched (None:
         stochastic smearing for every jet); ``jes``, ``jer``: nuisance parameters θ.
         """
-        field = {role: jets[name] for role, name in self.name_map.items() if name in jets.fields}
+        for role, given in (("ptRaw", pt_raw), ("massRaw", mass_raw)):
+            if given is None and self.name_map[role] in jets.fields:
+                if role == "ptRaw":
+                    pt_raw = jets[self.name_map[role]]
+                else:
+                    mass_raw = jets[self.name_map[role]]
         if pt_raw is None:
-            pt_raw = field["pt"] * (1.0 - field["rawFactor"])
+            pt_raw = self._field(jets, "JetPt") * (1.0 - self._field(jets, "rawFactor"))
         if mass_raw is None:
-            mass_raw = field["mass"] * (1.0 - field["rawFactor"])
+            mass_raw = self._field(jets, "JetMass") * (1.0 - self._field(jets, "rawFactor"))
         if event is not None:
             event = ak.values_astype(event, np.int64)
-        inputs = [pt_raw, mass_raw, field["eta"], field["area"], rho, event, pt_gen, jes, jer]
+        eta, area = self._field(jets, "JetEta"), self._field(jets, "JetA")
+        inputs = [pt_raw, mass_raw, eta, area, rho, event, pt_gen, jes, jer]
         columns = map_columns(self.correct_flat, inputs)
-        fields = {"pt": columns.pop("pt"), "eta": field["eta"], "phi": field["phi"]}
+        fields = {"pt": columns.pop("pt"), "eta": eta, "phi": self._field(jets, "JetPhi")}
         fields["mass"] = columns.pop("mass")
         return ak.zip(
             {**fields, **columns}, with_name="Momentum4D", behavior=vector_awkward.behavior

@@ -4,7 +4,7 @@
 
 * corrections are passed to the constructor as corrax objects (they pickle by their
   documents, so every executor can ship the processor to its workers);
-* ``process()`` runs in JAX's 64-bit mode, scoped (``with jax.enable_x64(True)``):
+* ``process()`` runs in JAX's 64-bit mode, scoped (``with jax.enable_x64(True):``):
   worker processes start with JAX's defaults (float32), and corrax never changes
   JAX's configuration (the corrections are lowered in float64 inside the scope);
 * muon scale factors through a behavior (``events.Muon`` gets ``id_sf``), per-event
@@ -27,6 +27,7 @@ import numpy as np
 from coffea import processor
 from jax.flatten_util import ravel_pytree
 
+from .._inputs import x64_scope
 from ..awkward import Binding, JetCorrector, argument, product, with_corrections
 from ..jagged import Jagged
 
@@ -50,7 +51,7 @@ class CorrectedJetsProcessor(processor.ProcessorABC):
         self.year = year
 
     def process(self, events: Any) -> dict[str, Any]:
-        with jax.enable_x64(True):  # scoped, in every worker: see the module docstring
+        with x64_scope():  # scoped, in every worker: see the module docstring
             return self._process(events)
 
     def _process(self, events: Any) -> dict[str, Any]:

@@ -17,6 +17,7 @@ from typing import Any
 import jax
 import numpy as np
 
+from ..._inputs import x64_scope
 from ...jagged import capacity_for
 from .. import model
 from ..corrections import RealCorrections
@@ -51,7 +52,7 @@ def chunk_contribution(
     (histograms, d histograms/dθ)}``, the histograms as one sample's slice of
     ``soft_template_histograms`` and the Jacobian with a leading axis of the three
     optimised thresholds (``OPTIMISED`` order)."""
-    with jax.enable_x64(True):  # a worker starts with JAX's defaults: 64 bits, scoped
+    with x64_scope():  # a worker starts with JAX's defaults: 64 bits, scoped
         return _chunk_contribution(chunk, cuts, corrector, smoothing, split, capacities, real)
 
 

@@ -1,6 +1,6 @@
 """The differentiable AGC analysis written eagerly with awkward's JAX backend.
 
-The same relaxations as ``corrax.agc.differentiable`` (see its docstring) of the same
+The same relaxations as ``corrax.agc.differentiable.pipeline`` (see its docstring) of the same
 definition (``corrax.agc.definition``: thresholds, regions, variations), written
 independently of the jit path's code, as an awkward user writes an analysis: jets and leptons stay jagged ``ak.Array``s on the
 JAX backend; ``JetCorrector`` corrects the jagged jets; cuts are sigmoids of jagged
@@ -66,7 +66,7 @@ class EagerBatch:
     """Events of several samples as awkward arrays on the JAX backend.
 
     ``jets``: jagged records (see ``pipeline.jet_columns``), the first
-    ``MAX_JETS`` of each event; ``leptons``: jagged (pt, ok), the first
+    ``MAX_JETS`` of each event; ``leptons``: jagged (pt, ok, factor), the first
     ``MAX_LEPTONS`` by decreasing pt; ``rho``, ``event``, ``weight``: per event;
     ``sample``: each event's index in ``samples`` (a JAX array).
     """
@@ -78,6 +78,7 @@ class EagerBatch:
     weight: ak.Array
     sample: jax.Array
     samples: tuple[str, ...]
+    fixed: tuple[tuple[str, float], ...] = Cuts().fixed()  # as ``pipeline.Batch.fixed``
 
     def __len__(self) -> int:
         return len(self.weight)
@@ -87,6 +88,7 @@ def load_eager_batch(
     datasets: Mapping[str, tuple[Sequence[str], float]],
     split: str | None = None,
     real: RealCorrections | None = None,
+    cuts: Cuts | None = None,
 ) -> EagerBatch:
     """Read the datasets (as ``pipeline.load_batch``) into one ``EagerBatch``: one
     batch, so that JAX compiles each eager operation for one set of shapes only.
@@ -108,7 +110,8 @@ def load_eager_batch(
     ev, norm, sample = concatenate_samples(read_datasets(datasets, split))
     real = real or RealCorrections()
     pileup = real.pileup_weight(ak.to_numpy(ev.Pileup_nTrueInt))
-    jets = jet_columns(ev)[:, :MAX_JETS]
+    cuts = cuts or Cuts()
+    jets = jet_columns(ev, cuts)[:, :MAX_JETS]
     per_jet = [name for name in jets.fields if name not in ("rho", "event")]
 
     def jax_backend(array):  # in double precision, as the jit path (NanoAOD stores float32)
@@ -116,12 +119,13 @@ def load_eager_batch(
 
     return EagerBatch(
         jets=jax_backend(jets[per_jet]),
-        leptons=jax_backend(lepton_columns(ev, real=real)[:, :MAX_LEPTONS]),
+        leptons=jax_backend(lepton_columns(ev, cuts, real)[:, :MAX_LEPTONS]),
         rho=jax_backend(ev.fixedGridRhoFastjetAll),
         event=ak.to_backend(ak.values_astype(ev.event, np.int64), "jax"),
         weight=jax_backend(norm * ev.genWeight * pileup),
         sample=jnp.asarray(sample, dtype=jnp.int32),
         samples=tuple(datasets),
+        fixed=cuts.fixed(),
     )
 
 
@@ -180,6 +184,7 @@ def _soft_mbjj(jets: ak.Array, log_selected: ak.Array, tag_z: ak.Array, temperat
 def _event_quantities(cuts, batch, pt_factor, smoothing, corrected):
     """As ``pipeline._event_quantities``, jagged: observables and region weights
     per region, and the dense selection probabilities and pt of the jets."""
+    cuts.check_fixed(batch.fixed)
     pt, mass = corrected
     pt = pt * pt_factor
     jets = ak.zip({"pt": pt, "eta": batch.jets.eta, "phi": batch.jets.phi, "mass": mass})

@@ -139,6 +139,10 @@ class Batch:
     weight: jax.Array
     sample: jax.Array
     samples: tuple[str, ...] = field(metadata={"static": True}, default=())
+    # the fixed (not optimised) thresholds the hard flags were computed with
+    fixed: tuple[tuple[str, float], ...] = field(
+        metadata={"static": True}, default_factory=lambda: Cuts().fixed()
+    )
 
     @property
     def n_events(self) -> Any:
@@ -177,14 +181,17 @@ def load_batch(
     split: str | None = None,
     capacities: tuple[int, int] | None = None,
     real: RealCorrections | None = None,
+    cuts: Cuts | None = None,
 ) -> Batch:
     """Read NanoAOD files into one ``Batch``: ``datasets`` maps a sample name to
     (files, norm); ``split`` as in ``read_datasets``. ``capacities``: padded (events,
     jets) sizes, the same for every chunk of a distributed run so that one
     compilation serves them all. ``real``: the real scale factors (lepton ID,
-    pileup) of the hard analysis's nominal weight, when given."""
+    pileup) of the hard analysis's nominal weight, when given. ``cuts``: whose fixed
+    thresholds (η, ID, isolation) select the objects (default: the AGC's); the
+    pipeline refuses cuts with other fixed thresholds."""
     ev, norm, sample = concatenate_samples(read_datasets(datasets, split))
-    return batch_from_arrays(ev, norm, sample, tuple(datasets), capacities, real)
+    return batch_from_arrays(ev, norm, sample, tuple(datasets), capacities, real, cuts)
 
 
 def concatenate_samples(
@@ -268,17 +275,19 @@ def batch_from_arrays(
     samples: tuple[str, ...] = ("sample",),
     capacities: tuple[int, int] | None = None,
     real: RealCorrections | None = None,
+    cuts: Cuts | None = None,
 ) -> Batch:
-    """A ``Batch`` from NanoAOD-named columns (outside jit); ``real`` as in
-    ``load_batch``."""
+    """A ``Batch`` from NanoAOD-named columns (outside jit); ``real`` and ``cuts`` as
+    in ``load_batch``."""
     real = real or RealCorrections()
+    cuts = cuts or _AGC_CUTS
     n = len(ev)
     n_jets = int(ak.sum(ak.num(ev.Jet_pt)))
     slots, jet_slots = capacities or (capacity_for(n), capacity_for(n_jets))
     collection = Jagged.from_awkward(
-        jet_columns(ev), event_capacity=slots, object_capacity=jet_slots
+        jet_columns(ev, cuts), event_capacity=slots, object_capacity=jet_slots
     )
-    leptons = lepton_columns(ev, real=real)
+    leptons = lepton_columns(ev, cuts, real)
 
     def dense(values, width):
         padded = ak.fill_none(ak.pad_none(values, width, clip=True), 0.0)
@@ -302,6 +311,7 @@ def batch_from_arrays(
         weight=per_event(weight),
         sample=per_event(np.broadcast_to(sample, (n,)), np.int32),
         samples=samples,
+        fixed=cuts.fixed(),
     )
 
 
@@ -422,6 +432,7 @@ def jet_pt_factors(resolution_noise: Any) -> jax.Array:
 def _event_quantities(cuts, batch, corrector, pt_factor, smoothing):
     """Per event of one jet pass: observables and region weights per region, and the
     dense selection probabilities and pt of the first ``MAX_JETS`` jets."""
+    cuts.check_fixed(batch.fixed)
     jets = batch.jets
     pt, mass = corrected_jets(batch, corrector)
     pt = pt * pt_factor

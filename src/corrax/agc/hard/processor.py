@@ -10,10 +10,10 @@ from __future__ import annotations
 
 from typing import Any
 
-import jax
 from coffea import processor
 from coffea.nanoevents import NanoAODSchema
 
+from ..._inputs import x64_scope
 from .analysis import Analysis
 
 __all__ = ["AGCProcessor", "run"]
@@ -27,7 +27,7 @@ class AGCProcessor(processor.ProcessorABC):
 
     def process(self, events: Any) -> dict[str, Any]:
         # workers start with JAX's defaults (float32): 64 bits in this scope only
-        with jax.enable_x64(True):
+        with x64_scope():
             return self._process(events)
 
     def _process(self, events: Any) -> dict[str, Any]:
