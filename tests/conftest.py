@@ -8,9 +8,11 @@ backend needs. ``tests/test_precision.py`` covers x64 off.
 
 from __future__ import annotations
 
+import contextlib
 import pathlib
 
 import jax
+import jax.monitoring
 import pytest
 from hypothesis import HealthCheck, settings
 
@@ -87,3 +89,22 @@ def agc_sample(tmp_path_factory):
     from agc_sample import shared_sample
 
     return shared_sample(tmp_path_factory)
+
+
+COMPILE_EVENT = "/jax/core/compile/backend_compile_duration"
+
+
+@contextlib.contextmanager
+def compilations():
+    """Count XLA compilations (JAX's public monitoring events) inside the block."""
+    count = [0]
+
+    def listener(event, duration, **kwargs):
+        if event == COMPILE_EVENT:
+            count[0] += 1
+
+    jax.monitoring.register_event_duration_secs_listener(listener)
+    try:
+        yield count
+    finally:
+        jax.monitoring.unregister_event_duration_listener(listener)

@@ -4,32 +4,13 @@ at most once per size rung of the eager dispatcher, in this process."""
 
 from __future__ import annotations
 
-import contextlib
 import pickle
 
-import jax.monitoring
 import numpy as np
+from conftest import compilations
 from documents import REAL, STRING, binning, category, document, formula, variables
 
 import corrax
-
-COMPILE_EVENT = "/jax/core/compile/backend_compile_duration"
-
-
-@contextlib.contextmanager
-def compilations():
-    """Count XLA compilations (JAX's public monitoring events) inside the block."""
-    count = [0]
-
-    def listener(event, duration, **kwargs):
-        if event == COMPILE_EVENT:
-            count[0] += 1
-
-    jax.monitoring.register_event_duration_secs_listener(listener)
-    try:
-        yield count
-    finally:
-        jax.monitoring.unregister_event_duration_listener(listener)
 
 
 def _document(marker: float) -> dict:
