@@ -1,22 +1,11 @@
-"""Corrected jets: JEC, JES uncertainty as a nuisance parameter, JER hybrid smearing.
+"""Corrected jagged jets: the JEC → JER → JES chain of ``corrax.jets`` on awkward jets.
 
 ``JetCorrector`` applies, on jagged jets (awkward CPU or JAX backend), the CMS chain
-as coffea's ``CorrectedJetsFactory`` does, with every correction evaluated by corrax
-(the chain itself, on flat arrays, is ``corrax.jets.JetCorrectionChain``):
-
-1. JEC: ``pt_jec = JEC(area, eta, pt_raw, rho) · pt_raw`` (``pt_raw = pt·(1 − rawFactor)``
-   for NanoAOD jets); the mass scales with the same factor.
-2. JER, hybrid method: with ``σ = PtResolution(eta, pt_jec, rho)`` and
-   ``s = ScaleFactor(eta)``, a jet matched to a generator jet (``pt_gen > 0`` and
-   ``|pt_jec − pt_gen| < 3 σ pt_jec``) is scaled by ``1 + (s − 1)(pt_jec − pt_gen)/pt_jec``;
-   any other jet by ``1 + √max(s² − 1, 0) · σ · z`` with ``z`` a standard normal number
-   from correctionlib's HashPRNG seeded by (event, pt_raw, eta): reproducible, and
-   without gradient (the reparameterisation trick: gradients flow through σ, s, pt).
-   A factor that would bring the jet below 0.01 GeV energy is raised to it.
-3. JES: ``pt = pt_jer · (1 + θ_JES · Δ(eta, pt_jer))`` with ``Δ`` the uncertainty
-   (e.g. ``..._Total_AK4PFchs``): θ = ±1 are the usual up/down variations, and θ is a
-   continuous nuisance parameter. The JER scale factor has one too (``θ_JER``,
-   HistFactory interpolation between its down, nominal and up values).
+as coffea's ``CorrectedJetsFactory`` does, with every correction evaluated by corrax;
+the chain itself (JEC, JER hybrid smearing with HashPRNG noise, JES and JER as
+nuisance parameters θ) is written once, on flat arrays, in
+``corrax.jets.JetCorrectionChain`` (see its docstring), and applied here to the flat
+buffers of the jagged fields.
 
 The result is an array of scikit-hep vector ``Momentum4D`` records (pt, eta, phi, mass,
 plus ``pt_raw``, ``pt_jec``, ``pt_jer`` and the factors), so ΔR and invariant masses
