@@ -3,6 +3,7 @@ held-out histograms it writes."""
 
 from __future__ import annotations
 
+import itertools
 import json
 
 import numpy as np
@@ -38,9 +39,8 @@ def test_cli_writes_plots_and_summary(agc_sample, tmp_path):
     assert (output / "stacked.png").stat().st_size > 10_000
     assert (output / "summary.md").exists()
     saved = json.loads((output / "summary.json").read_text())
-    assert (
-        saved["yields"]["4j2b"]["ttbar"]["yield"] == summary["yields"]["4j2b"]["ttbar"]["yield"] > 0
-    )
+    ours = saved["validation"]["yields"]["4j2b"]["ttbar"]
+    assert ours["yield"] == summary["validation"]["yields"]["4j2b"]["ttbar"]["yield"] > 0
     if reference.exists():
         assert (output / "versus_agc.png").exists()
     assert np.isfinite(saved["fit"]["evermore"]["uncertainty"])
@@ -64,6 +64,19 @@ def test_cli_writes_plots_and_summary(agc_sample, tmp_path):
     import pickle
 
     full = pickle.loads((output / "histograms.pkl").read_bytes())
+    # the cut-flow's regions are the histograms' contents, flow bins included, and
+    # each step keeps at most what the one before it kept
+    validation = saved["validation"]
+    for process, flow in validation["cutflow"].items():
+        for region in ("4j1b", "4j2b"):
+            total = full[region][:, process, "nominal"].sum(flow=True).value
+            assert flow[region] == pytest.approx(total, rel=1e-9, abs=1e-9), (process, region)
+        steps = list(flow.values())
+        assert all(a >= b - 1e-9 for a, b in itertools.pairwise(steps[:4]))
+        assert flow["≥ 4 jets"] >= flow["4j1b"] + flow["4j2b"] - 1e-6
+    assert set(validation["cutflow"]) == set(saved["validation"]["yields"]["4j1b"])
+    mode = validation["ttbar_m_bjj_mode"]["ours"]
+    assert 50 < mode["bin"] < 550 and abs(mode["peak"] - mode["bin"]) <= 10
     for label in ("default", "optimised"):
         held = pickle.loads((output / f"held_out_{label}.pkl").read_bytes())
         assert set(held) == {"4j1b", "4j2b"}

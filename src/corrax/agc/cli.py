@@ -150,7 +150,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     from .hard.analysis import Analysis
     from .hard.processor import run
     from .report import plots
-    from .report.summary import markdown, yields
+    from .report.summary import markdown, validation
 
     args.output.mkdir(parents=True, exist_ok=True)
     timings: dict[str, float] = {}
@@ -169,7 +169,10 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         pickle.dump(histograms, f)
 
     reference = json.loads(args.reference.read_text()) if args.reference else None
-    summary: dict[str, Any] = {"events": output["events"], "yields": yields(histograms, reference)}
+    summary: dict[str, Any] = {
+        "events": output["events"],
+        "validation": validation(histograms, reference, output.get("cutflow")),
+    }
     if not args.no_fit:
         start = time.perf_counter()
         templates = model.build_templates(histograms)

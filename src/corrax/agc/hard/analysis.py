@@ -302,6 +302,31 @@ class Analysis:
                     fill(name, weight[mask] * per_jet[syst, direction][:, rank])
         return output
 
+    def cutflow(self, events: Any, norm: float, use_genweight: bool = True) -> dict[str, float]:
+        """Weighted events after each selection step (nominal jets and weights, no
+        histogram range): ``written`` (the generation skim), ``one lepton``,
+        ``≥ 4 jets``, ``4j1b``, ``4j2b``."""
+        if self.split is not None:
+            events = events[events.event % 2 == (0 if self.split == "even" else 1)]
+            norm = 2.0 * norm
+        cuts = self.cuts
+        electrons, muons = _leptons(events, cuts)
+        n_leptons = ak.num(electrons.pt) + ak.num(muons.pt)
+        gen_weight = ak.values_astype(events.genWeight, np.float64)
+        base = norm * (gen_weight if use_genweight else ak.ones_like(gen_weight))
+        pt, mass = self.jets(events, ["nominal"])["nominal"]
+        jets = ak.with_field(ak.with_field(events.Jet, pt, "pt"), mass, "mass")
+        jets = jets[definition.jet_selected(jets.pt, definition.jet_identified(jets, cuts), cuts)]
+        factors = self.weights.scale_factors(events, electrons, muons, jets, cuts, variations=False)
+        weight = base * factors["nominal"]
+        one_lepton = n_leptons == 1
+        four_jets = one_lepton & (ak.num(jets.pt) >= 4)
+        regions = _regions(jets, n_leptons, cuts)
+        steps = {"written": weight, "one lepton": weight[one_lepton]}
+        steps["≥ 4 jets"] = weight[four_jets]
+        steps.update({region: weight[mask] for region, (mask, _) in regions.items()})
+        return {step: float(ak.sum(w)) for step, w in steps.items()}
+
 
 def _filler(histogram_: hist.Hist, process: str, observable: ak.Array):
     values = ak.to_numpy(observable)

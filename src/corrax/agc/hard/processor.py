@@ -3,7 +3,9 @@
 ``run(fileset, analysis, executor=...)`` processes a fileset (``corrax.agc.sample.inputs``)
 with coffea's ``Runner`` and NanoAOD schema: ``executor`` is ``"iterative"``,
 ``"futures"`` (local processes) or a dask scheduler address (``"tcp://host:8786"``),
-or any coffea executor object. Returns ``{"4j1b": Hist, "4j2b": Hist, "events": n}``.
+or any coffea executor object. Returns ``{"4j1b": Hist, "4j2b": Hist, "events": n,
+"cutflow": {process: {step: weighted events}}}`` (``Analysis.cutflow``, nominal
+samples).
 """
 
 from __future__ import annotations
@@ -39,7 +41,13 @@ class AGCProcessor(processor.ProcessorABC):
             meta["norm"],
             use_genweight=meta.get("use_genweight", True),
         )
-        return {**histograms, "events": len(events)}
+        output = {**histograms, "events": len(events)}
+        if meta["variation"] == "nominal":
+            cutflow = self.analysis.cutflow(
+                events, meta["norm"], use_genweight=meta.get("use_genweight", True)
+            )
+            output["cutflow"] = {meta["process"]: cutflow}
+        return output
 
     def postprocess(self, accumulator: dict[str, Any]) -> dict[str, Any]:
         return accumulator

@@ -10,12 +10,19 @@ import numpy as np
 from ..definition import REGIONS
 from ..model import SAMPLES
 
-__all__ = ["markdown", "yields"]
+__all__ = ["markdown", "validation", "yields"]
+
+# the targets of the validation: within this factor of the AGC, or within 2σ of it
+TARGET_FACTOR = 1.3
+TARGET_SIGMAS = 2.0
+TARGET_M_BJJ_MODE = (165.0, 185.0)  # GeV, the mode's bin centre
 
 
 def yields(histograms: dict[str, Any], reference: dict[str, Any] | None = None) -> dict[str, Any]:
     """Nominal yields per region and process (sum of the 25 bins), ± MC statistics,
-    and the AGC reference and ratio when given."""
+    the effective number of MC events (Σw)²/Σw², and the AGC reference and ratio when
+    given, with ``within_target``: the ratio within ×1.3 or the yield within 2σ of
+    our MC statistics."""
     table: dict[str, Any] = {}
     for region in REGIONS:
         h = histograms[region]
@@ -24,16 +31,92 @@ def yields(histograms: dict[str, Any], reference: dict[str, Any] | None = None) 
             if process not in h.axes["process"]:
                 continue
             view = h[:, process, "nominal"]
+            value, variance = float(view.values().sum()), float(view.variances().sum())
             entry = {
-                "yield": float(view.values().sum()),
-                "stat": float(np.sqrt(view.variances().sum())),
+                "yield": value,
+                "stat": float(np.sqrt(variance)),
+                "effective_events": value**2 / variance if variance > 0 else 0.0,
             }
             key = f"{region}_{process}"
             if reference is not None and key in reference:
                 entry["agc"] = float(np.sum(reference[key]["contents"][1:-1]))
                 entry["ratio"] = entry["yield"] / entry["agc"]
+                entry["within_target"] = bool(
+                    1 / TARGET_FACTOR <= entry["ratio"] <= TARGET_FACTOR
+                    or abs(entry["yield"] - entry["agc"]) <= TARGET_SIGMAS * entry["stat"]
+                )
             table[region][process] = entry
     return table
+
+
+def _mode(centres: np.ndarray, values: np.ndarray) -> dict[str, float]:
+    """The fullest bin's centre and the peak of the parabola through it and its two
+    neighbours (GeV; finer than the 20 GeV bins)."""
+    i = int(np.argmax(values))
+    result = {"bin": float(centres[i]), "peak": float(centres[i])}
+    if 0 < i < len(values) - 1:
+        left, middle, right = values[i - 1 : i + 2]
+        curvature = left - 2 * middle + right
+        if curvature < 0:
+            width = centres[1] - centres[0]
+            result["peak"] = float(centres[i] + 0.5 * width * (left - right) / curvature)
+    return result
+
+
+def validation(
+    histograms: dict[str, Any],
+    reference: dict[str, Any] | None = None,
+    cutflow: dict[str, dict[str, float]] | None = None,
+) -> dict[str, Any]:
+    """The sample against the AGC: ``yields`` (see ``yields``), per process the
+    4j2b/4j1b ratio ± MC statistics (and the AGC's), ttbar's m_bjj mode in 4j2b
+    (``_mode``, GeV; and the AGC's), the relative MC noise of the alternative ttbar
+    samples' yields per region, and the ``cutflow`` (weighted events per
+    selection step and process, from ``Analysis.cutflow``)."""
+    table = yields(histograms, reference)
+    ratios = {}
+    for process, two_b in table["4j2b"].items():
+        one_b = table["4j1b"].get(process)
+        if one_b is None or one_b["yield"] <= 0 or two_b["yield"] <= 0:
+            continue
+        ratio = two_b["yield"] / one_b["yield"]
+        relative = np.hypot(two_b["stat"] / two_b["yield"], one_b["stat"] / one_b["yield"])
+        entry = {"ratio": ratio, "stat": float(ratio * relative)}
+        if "agc" in two_b and "agc" in one_b:
+            entry["agc"] = two_b["agc"] / one_b["agc"]
+            entry["ratio_to_agc"] = ratio / entry["agc"]
+            entry["within_target"] = bool(
+                1 / TARGET_FACTOR <= entry["ratio_to_agc"] <= TARGET_FACTOR
+            )
+        ratios[process] = entry
+    h = histograms["4j2b"]
+    centres = h.axes["observable"].centers
+    mode = {"ours": _mode(centres, h[:, "ttbar", "nominal"].values())}
+    if reference is not None and "4j2b_ttbar" in reference:
+        mode["agc"] = _mode(centres, np.asarray(reference["4j2b_ttbar"]["contents"][1:-1]))
+    low, high = TARGET_M_BJJ_MODE
+    mode["within_target"] = bool(low <= mode["ours"]["peak"] <= high)
+    variations = {}  # the alternative ttbar samples' MC noise, relative to their yield
+    for region in REGIONS:
+        axis = histograms[region].axes["variation"]
+        for name in ("scaledown", "scaleup", "ME_var", "PS_var"):
+            if name in axis and "ttbar" in histograms[region].axes["process"]:
+                view = histograms[region][:, "ttbar", name]
+                value = float(view.values().sum())
+                noise = float(np.sqrt(view.variances().sum())) / value if value > 0 else 0.0
+                variations.setdefault(name, {})[region] = noise
+    return {
+        "targets": {
+            "yield": f"ratio within ×{TARGET_FACTOR} or within {TARGET_SIGMAS:g}σ (MC stat)",
+            "ratio_4j2b_4j1b": f"within ×{TARGET_FACTOR} of the AGC's",
+            "ttbar_m_bjj_mode": f"{low:g}–{high:g} GeV",
+        },
+        "yields": table,
+        "ratio_4j2b_4j1b": ratios,
+        "ttbar_m_bjj_mode": mode,
+        "ttbar_variation_noise": variations,
+        "cutflow": cutflow or {},
+    }
 
 
 def _number(value: Any, digits: int = 4) -> str:
@@ -68,16 +151,56 @@ def _optimisation(result: dict[str, Any]) -> list[str]:
     return lines
 
 
-def markdown(summary: dict[str, Any]) -> str:
-    lines = ["# AGC analysis with corrax", ""]
-    lines += ["| region | process | yield | MC stat | AGC | ratio |", "|---|---|---|---|---|---|"]
-    for region, rows in summary["yields"].items():
+def _validation(result: dict[str, Any]) -> list[str]:
+    lines = ["## Validation against the AGC", ""]
+    lines += [
+        "| region | process | yield | MC stat | effective MC events | AGC | ratio | target |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for region, rows in result["yields"].items():
         for process, e in rows.items():
             agc = f"{e['agc']:.0f}" if "agc" in e else ""
             ratio = f"{e['ratio']:.2f}" if "ratio" in e else ""
+            target = {True: "yes", False: "no"}.get(e.get("within_target"), "")
             lines.append(
-                f"| {region} | {process} | {e['yield']:.0f} | {e['stat']:.0f} | {agc} | {ratio} |"
+                f"| {region} | {process} | {e['yield']:.0f} | {e['stat']:.0f} | "
+                f"{e['effective_events']:.0f} | {agc} | {ratio} | {target} |"
             )
+    lines += ["", "| process | 4j2b/4j1b | AGC | ratio | target |", "|---|---|---|---|---|"]
+    for process, e in result["ratio_4j2b_4j1b"].items():
+        agc = f"{e['agc']:.2f}" if "agc" in e else ""
+        ratio = f"{e['ratio_to_agc']:.2f}" if "ratio_to_agc" in e else ""
+        target = {True: "yes", False: "no"}.get(e.get("within_target"), "")
+        lines.append(
+            f"| {process} | {e['ratio']:.2f} ± {e['stat']:.2f} | {agc} | {ratio} | {target} |"
+        )
+    mode = result["ttbar_m_bjj_mode"]
+    agc = ""
+    if "agc" in mode:
+        agc = f" (AGC: {mode['agc']['bin']:.0f} GeV, peak {mode['agc']['peak']:.0f} GeV)"
+    verdict = "within" if mode["within_target"] else "outside"
+    lines.append(
+        f"\nttbar m_bjj mode in 4j2b: the {mode['ours']['bin']:.0f} GeV bin, peak "
+        f"{mode['ours']['peak']:.0f} GeV{agc}; {verdict} {result['targets']['ttbar_m_bjj_mode']}."
+    )
+    noise = result.get("ttbar_variation_noise", {})
+    if noise:
+        parts = ", ".join(
+            f"{name} " + " / ".join(f"{value:.1%}" for value in regions.values())
+            for name, regions in noise.items()
+        )
+        lines.append(f"\nMC noise of the alternative ttbar samples' yields (4j1b / 4j2b): {parts}.")
+    if result["cutflow"]:
+        steps = list(next(iter(result["cutflow"].values())))
+        lines += ["", "| process | " + " | ".join(steps) + " |", "|---" * (len(steps) + 1) + "|"]
+        for process, flow in result["cutflow"].items():
+            lines.append(f"| {process} | " + " | ".join(f"{flow[s]:.0f}" for s in steps) + " |")
+    return lines
+
+
+def markdown(summary: dict[str, Any]) -> str:
+    lines = ["# AGC analysis with corrax", ""]
+    lines += _validation(summary["validation"])
     if "fit" in summary:
         lines += [
             "",

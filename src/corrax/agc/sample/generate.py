@@ -21,7 +21,7 @@ import multiprocessing
 import os
 from collections.abc import Iterable
 from concurrent.futures import ProcessPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -36,12 +36,17 @@ __all__ = ["CHUNK", "Job", "generate", "jobs_for", "kept_fraction", "run_job"]
 CHUNK = 5000  # events per file
 _BATCH = 500  # events per Pythia batch
 _VARIATION_SHARE = 0.4  # ttbar variations relative to nominal
-FORMAT_VERSION = 8  # bump when the emulation changes: cached files are regenerated
+FORMAT_VERSION = 9  # bump when the emulation changes: cached files are regenerated
 
 
 @dataclass(frozen=True)
 class Job:
-    """One output file: ``events`` events of one process/variation."""
+    """One output file: ``events`` events of one process/variation.
+
+    ``decay_events``/``total_events``: events of this file's decay configuration and
+    of every configuration, over the process/variation's files (for the decay
+    weight, see ``samples``).
+    """
 
     process: str
     variation: str
@@ -49,6 +54,8 @@ class Job:
     events: int
     seed: int
     jec_file: str | None
+    decay_events: int = 0
+    total_events: int = 0
 
     @property
     def decay(self) -> int:
@@ -65,7 +72,15 @@ class Job:
 
     @property
     def first_event(self) -> int:
-        return (self.job_seed % 10_000) * 10_000_000 + 1
+        """Event numbers are ``first_event + i``: distinct for every (seed < 10⁴,
+        process, variation, chunk < 10⁴) as long as a file has < 10⁷ events."""
+        process = list(PROCESSES).index(self.process)
+        variation = _VARIATIONS.index(self.variation)
+        key = ((self.seed % 10_000 * 16 + process) * 8 + variation) * 10_000 + self.chunk
+        return key * 10_000_000 + 1
+
+
+_VARIATIONS = ("nominal", "scaledown", "scaleup", "ME_var", "PS_var")
 
 
 def jobs_for(size: int, seed: int, jec_file: str | None = None) -> list[Job]:
@@ -75,9 +90,17 @@ def jobs_for(size: int, seed: int, jec_file: str | None = None) -> list[Job]:
         for variation in process.variations:
             share = process.share * (1.0 if variation == "nominal" else _VARIATION_SHARE)
             total = max(round(size * share), 1)
-            for chunk, start in enumerate(range(0, total, CHUNK)):
-                n = min(CHUNK, total - start)
-                jobs.append(Job(process.name, variation, chunk, n, seed, jec_file))
+            # at most CHUNK events a file, every decay configuration equally often
+            n_decays = len(process.decays)
+            files = -(-max(-(-total // CHUNK), n_decays) // n_decays) * n_decays
+            planned = [
+                Job(process.name, variation, chunk, int(events), seed, jec_file)
+                for chunk, events in enumerate(np.diff(np.linspace(0, total, files + 1).round()))
+            ]
+            per_decay = [sum(j.events for j in planned if j.decay == i) for i in range(n_decays)]
+            jobs += [
+                replace(j, decay_events=per_decay[j.decay], total_events=total) for j in planned
+            ]
     return jobs
 
 
@@ -94,40 +117,70 @@ def _pythia(settings: Iterable[str], seed: int, name: str) -> Any:
     return pythia
 
 
-def _descends_from(mother: np.ndarray, ancestors: np.ndarray) -> np.ndarray:
-    """Per particle (global indices): does its mother1 chain reach ``ancestors``?"""
-    hit = np.zeros(len(mother), bool)
-    current = np.arange(len(mother))
-    is_target = np.zeros(len(mother), bool)
-    is_target[ancestors] = True
-    for _ in range(200):
-        hit |= is_target[current]
-        parent = mother[current]
-        if np.all(parent == current):
+def _origin_of(hadron_ids: np.ndarray) -> np.ndarray:
+    """Heaviest quark of hadrons (PDG ids): 5 (b), 4 (c) or 3 (lighter); 0 if not a
+    hadron (|id| ≤ 100, or a diquark: tens digit 0)."""
+    code = np.abs(hadron_ids) % 10_000
+    hadron = (np.abs(hadron_ids) > 100) & ((code // 10) % 10 != 0)
+    quark = np.where(code >= 1000, code // 1000, (code // 100) % 10)
+    return np.where(hadron, np.where(quark >= 4, np.minimum(quark, 5), 3), 0)
+
+
+def _lepton_origin(ids: np.ndarray, mother: np.ndarray, leptons: np.ndarray) -> np.ndarray:
+    """NanoAOD's ``genPartFlav`` of final-state leptons (global indices ``leptons``):
+    1 from a W (or the tW stand-in's boson), 15 from a τ from one, 5/4/3 from a
+    b/c/light hadron, 0 otherwise; found by walking up ``mother``."""
+    origin = np.zeros(len(leptons), np.int32)
+    via_tau = np.zeros(len(leptons), bool)
+    current = mother[leptons]
+    open_ = np.ones(len(leptons), bool)
+    for _ in range(500):
+        if not open_.any():
             break
+        pid = np.abs(ids[current])
+        boson = open_ & np.isin(pid, (24, 37))
+        origin[boson] = np.where(via_tau[boson], 15, 1)
+        hadron = open_ & ~boson & (_origin_of(ids[current]) > 0)
+        origin[hadron] = _origin_of(ids[current][hadron])
+        via_tau |= open_ & (pid == 15)
+        parent = mother[current]
+        root = parent == current
+        open_ &= ~(boson | hadron | root)
         current = parent
-    return hit
+    return origin
 
 
-def _final_particles(events: ak.Array, remove_b: bool, rng: np.random.Generator) -> ak.Array:
+def _final_particles(events: ak.Array) -> tuple[ak.Array, ak.Array]:
+    """(final-state particles, b and c hadrons) per event, from Pythia's record.
+
+    Final state: ``id``, four-momentum (GeV) and ``origin`` (``_lepton_origin`` for e
+    and μ, 0 otherwise). Heavy hadrons: every B and C hadron of the record (any
+    status), with ``flavour`` 5 or 4 and momentum, for the jet flavour.
+    """
     prt = events.prt
-    if remove_b:
-        # tW emulation: drop one top's decay b quark and everything it showers into
-        counts = ak.to_numpy(ak.num(prt))
-        offsets = np.concatenate([[0], np.cumsum(counts)[:-1]])
-        ids = ak.to_numpy(ak.flatten(prt.id))
-        local_mother = ak.to_numpy(ak.flatten(prt.mother1))
-        mother = np.where(local_mother > 0, local_mother + np.repeat(offsets, counts), -1)
-        mother = np.where(mother < 0, np.arange(len(ids)), mother)
-        from_top = (np.abs(ids) == 5) & (np.abs(ids[mother]) == 6)
-        sign = np.where(rng.uniform(size=len(counts)) < 0.5, 1, -1)
-        chosen = from_top & (np.sign(ids) == np.repeat(sign, counts))
-        keep = ~_descends_from(mother, np.flatnonzero(chosen))
-        prt = prt[ak.unflatten(keep, counts)]
-    final = prt[prt.status > 0]
-    return ak.zip(
-        {"id": final.id, "px": final.p.px, "py": final.p.py, "pz": final.p.pz, "e": final.p.e}
-    )
+    counts = ak.to_numpy(ak.num(prt))
+    offsets = np.repeat(np.concatenate([[0], np.cumsum(counts)[:-1]]), counts)
+    ids = ak.to_numpy(ak.flatten(prt.id))
+    status = ak.to_numpy(ak.flatten(prt.status))
+    local_mother = ak.to_numpy(ak.flatten(prt.mother1))
+    index = np.arange(len(ids))
+    # mother1 = 0 points at the event's system line: a root
+    mother = np.where(local_mother > 0, local_mother + offsets, index)
+    p = {k: ak.to_numpy(ak.flatten(prt.p[k])) for k in ("px", "py", "pz", "e")}
+    final = status > 0
+    origin = np.zeros(len(ids), np.int32)
+    leptons = np.flatnonzero(final & np.isin(np.abs(ids), (11, 13)))
+    origin[leptons] = _lepton_origin(ids, mother, leptons)
+    flavour = _origin_of(ids)
+    heavy = (flavour >= 4) & (np.hypot(p["px"], p["py"]) > 1.0)
+
+    def per_event(mask: np.ndarray, fields: dict[str, np.ndarray]) -> ak.Array:
+        n = np.bincount(np.repeat(np.arange(len(counts)), counts)[mask], minlength=len(counts))
+        return ak.unflatten(ak.zip({k: v[mask] for k, v in fields.items()}), n)
+
+    particles = per_event(final, {"id": ids, **p, "origin": origin})
+    hadrons = per_event(heavy, {"flavour": flavour.astype(np.int32), **p})
+    return particles, hadrons
 
 
 def _skim(columns: dict[str, Any]) -> np.ndarray:
@@ -154,14 +207,17 @@ def run_job(job: Job, folder: Path) -> dict[str, Any]:
     settings = process.settings_for(job.variation, job.decay)
     pythia = _pythia(settings, job.job_seed, f"{job.process}/{job.variation}")
     detector = DetectorCorrections.from_file(job.jec_file)
-    parts, weights = [], []
+    decay_weight = _decay_weight(pythia, process, job)
+    parts, hadron_parts, weights = [], [], []
     for start in range(0, job.events, _BATCH):
         events = pythia.nextBatch(min(_BATCH, job.events - start))
-        weights.append(ak.to_numpy(ak.firsts(events.info.weights)))
-        parts.append(_final_particles(events, process.remove_b, rng))
+        weights.append(ak.to_numpy(ak.firsts(events.info.weights)) * decay_weight)
+        final, hadrons = _final_particles(events)
+        parts.append(final)
+        hadron_parts.append(hadrons)
     particles = ak.concatenate(parts)
     weight = np.concatenate(weights)
-    columns = emulate(particles, detector, rng)
+    columns = emulate(particles, ak.concatenate(hadron_parts), detector, rng)
     keep = _skim(columns)
     out = {k: _float32(v[keep]) for k, v in columns.items()}
     out["genWeight"] = weight[keep].astype(np.float32)
@@ -197,6 +253,25 @@ def run_job(job: Job, folder: Path) -> dict[str, Any]:
     return meta
 
 
+def _decay_weight(pythia: Any, process: Process, job: Job) -> float:
+    """Event weight of the job's decay configuration: its share of the process's
+    branching fraction over its share of the events (1 with one configuration)."""
+    if len(process.decays) == 1:
+        return 1.0
+    branching: dict[int, dict[tuple[int, ...], float]] = {}
+    for decay in process.decays:
+        for particle, products in decay.bosons:
+            entry = pythia.particleData.particleDataEntryPtr(particle)
+            total = 0.0
+            for i in range(entry.sizeChannels()):
+                channel = entry.channel(i)
+                found = {abs(channel.product(j)) for j in range(channel.multiplicity())}
+                total += channel.bRatio() if found & set(products) else 0.0
+            branching.setdefault(particle, {})[products] = total
+    fractions = [decay.fraction(branching) for decay in process.decays]
+    return fractions[job.decay] / sum(fractions) * job.total_events / job.decay_events
+
+
 def _float32(array: Any) -> Any:
     """float64 columns as float32, like NanoAOD."""
     if not isinstance(array, ak.Array):
@@ -217,6 +292,8 @@ def _job_dict(job: Job) -> dict[str, Any]:
         "variation": job.variation,
         "chunk": job.chunk,
         "events": job.events,
+        "decay_events": job.decay_events,
+        "total_events": job.total_events,
         "seed": job.seed,
         "jec_file": None if job.jec_file is None else Path(job.jec_file).name,
         "format": FORMAT_VERSION,
@@ -319,7 +396,8 @@ def _manifest(results, size, seed, jec, kept) -> dict[str, Any]:
     for name, variations in samples.items():
         for entry in variations.values():
             entry["kept_fraction"] = kept[name]
-            entry["cross_section"] = PROCESSES[name].cross_section * kept[name]
+            process = PROCESSES[name]
+            entry["cross_section"] = process.cross_section * kept[name] * process.normalisation
     return {
         "size": size,
         "seed": seed,
