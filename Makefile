@@ -33,7 +33,7 @@ fuzz: $(STAMP)
 	$(BIN)/python -m pytest tests/test_hypothesis.py --hypothesis-profile=fuzz -x
 
 # the main job: the AGC analysis, hard and differentiable, optimised → results/
-SIZE ?= 10000
+SIZE ?= 20000
 demo: $(STAMP)
 	$(BIN)/python -m corrax.agc --size $(SIZE) --cache agc-sample --output results $(AGC_OPTIONS)
 

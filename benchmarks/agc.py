@@ -24,7 +24,7 @@ import jax
 
 def main() -> None:
     parser = argparse.ArgumentParser()
-    parser.add_argument("--size", type=int, default=10_000)
+    parser.add_argument("--size", type=int, default=20_000)
     parser.add_argument("--cache", type=Path, default=Path("agc-sample"))
     parser.add_argument("--corrections", type=Path, default=None)
     args = parser.parse_args()

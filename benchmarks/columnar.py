@@ -255,7 +255,7 @@ def generated_files(cache: pathlib.Path, data: pathlib.Path) -> list[str]:
     from corrax.agc.sample.generate import generate
     from corrax.agc.sample.inputs import from_generated
 
-    generate(cache, 10_000, 1, jec_file=data / "corrections" / JEC_FILE, progress=False)
+    generate(cache, 20_000, 1, jec_file=data / "corrections" / JEC_FILE, progress=False)
     return list(from_generated(cache)["ttbar__nominal"]["files"])
 
 

@@ -48,6 +48,10 @@ def test_cli_writes_plots_and_summary(agc_sample, tmp_path):
     pyhf_fit = saved["fit"]["pyhf"]
     assert "FailedMinimization" in pyhf_fit.get("error", "FailedMinimization")
     assert np.isfinite(pyhf_fit.get("uncertainty", 0.0))
+    if "error" not in pyhf_fit:  # where Minuit converges, it finds evermore's minimum
+        evermore = saved["fit"]["evermore"]
+        assert pyhf_fit["ttbar_norm"] == pytest.approx(evermore["ttbar_norm"], rel=1e-4)
+        assert pyhf_fit["uncertainty"] == pytest.approx(evermore["uncertainty"], rel=1e-3)
     result = saved["optimisation"]
     assert "Asimov" in result["figure_of_merit"] and "significance" not in json.dumps(result)
     for entry in result["optimised_thresholds"][0].values():
@@ -75,6 +79,18 @@ def test_cli_writes_plots_and_summary(agc_sample, tmp_path):
         assert all(a >= b - 1e-9 for a, b in itertools.pairwise(steps[:4]))
         assert flow["≥ 4 jets"] >= flow["4j1b"] + flow["4j2b"] - 1e-6
     assert set(validation["cutflow"]) == set(saved["validation"]["yields"]["4j1b"])
+    # the ttbar variations are weights on the nominal events: their effect, from the
+    # nominal events' weights, is the variation datasets' histograms over the nominal's
+    # (flow bins included); its MC noise is the weights' spread's
+    effects = validation["ttbar_variations"]
+    assert set(effects) == {"scaledown", "scaleup", "ME_var", "PS_var"}
+    for name, regions in effects.items():
+        for region, effect in regions.items():
+            ttbar = full[region][:, "ttbar", :]
+            ratio = ttbar[:, name].sum(flow=True).value / ttbar[:, "nominal"].sum(flow=True).value
+            assert effect["shift_with_flow"] == pytest.approx(ratio - 1, abs=1e-5), (name, region)
+            own = validation["yields"][region]["ttbar"]
+            assert 0 < effect["noise"] < 2 * own["stat"] / own["yield"], (name, region)
     mode = validation["ttbar_m_bjj_mode"]["ours"]
     assert 50 < mode["bin"] < 550 and abs(mode["peak"] - mode["bin"]) <= 10
     for label in ("default", "optimised"):

@@ -270,7 +270,7 @@ def test_decay_configurations_carry_their_branching_fraction(agc_sample):
 def test_jobs_balance_decays_and_number_events_uniquely(agc_sample):
     jobs = generate.jobs_for(20_000, 3)
     for process in {j.process for j in jobs}:
-        mine = [j for j in jobs if j.process == process and j.variation == "nominal"]
+        mine = [j for j in jobs if j.process == process]
         configurations = {j.decay for j in mine}
         assert len(mine) % len(configurations) == 0
         for j in mine:
@@ -278,13 +278,79 @@ def test_jobs_balance_decays_and_number_events_uniquely(agc_sample):
             assert j.total_events == sum(k.events for k in mine)
     ranges = sorted((j.first_event, j.first_event + j.events) for j in jobs)
     assert all(a[1] <= b[0] for a, b in itertools.pairwise(ranges))
-    # every event of the generated sample has its own number
+    # every event of a variation's datasets has its own number; a variation's files
+    # hold the nominal's events, numbers included
     folder, manifest = agc_sample
-    numbers = [
-        uproot.open(folder / f)["Events"]["event"].array(library="np")
-        for variations in manifest["samples"].values()
-        for entry in variations.values()
-        for f in entry["files"]
-    ]
-    numbers = np.concatenate(numbers)
-    assert len(np.unique(numbers)) == len(numbers)
+
+    def numbers(variation):
+        return np.concatenate(
+            [
+                uproot.open(folder / f)["Events"]["event"].array(library="np")
+                for variations in manifest["samples"].values()
+                for f in variations.get(variation, variations["nominal"])["files"]
+            ]
+        )
+
+    nominal = numbers("nominal")
+    assert len(np.unique(nominal)) == len(nominal)
+    for variation in ("scaleup", "ME_var"):
+        assert np.array_equal(numbers(variation), nominal)
+
+
+def test_variation_datasets_are_the_nominal_events_reweighted(agc_sample):
+    folder, manifest = agc_sample
+    ttbar = manifest["samples"]["ttbar"]
+    assert set(ttbar) == {"nominal", "scaledown", "scaleup", "ME_var", "PS_var"}
+    nominal = uproot.open(folder / ttbar["nominal"]["files"][0])["Events"].arrays(library="np")
+    for variation in ("scaledown", "scaleup", "ME_var", "PS_var"):
+        path = folder / ttbar[variation]["files"][0]
+        varied = uproot.open(path)["Events"].arrays(library="np")
+        np.testing.assert_array_equal(
+            np.concatenate(varied["Jet_pt"]), np.concatenate(nominal["Jet_pt"])
+        )
+        expected = nominal["genWeight"] * nominal[f"VariationWeight_{variation}"]
+        np.testing.assert_allclose(varied["genWeight"], expected, rtol=2e-7)
+        # each variation's datasets are normalised to the same cross section
+        assert ttbar[variation]["generated"] == ttbar["nominal"]["generated"]
+        assert ttbar[variation]["cross_section"] == ttbar["nominal"]["cross_section"]
+        assert ttbar[variation]["sum_weights"] > 0
+
+
+def _hard_only(settings):
+    from corrax.agc.sample.samples import _COMMON  # the generator's common settings
+
+    return generate._pythia(
+        (*_COMMON, *settings, "PartonLevel:all = off", "HadronLevel:all = off"), 11, "test"
+    )
+
+
+def test_hard_process_weights_reproduce_pythias_cross_sections():
+    """Reweighting nominal ttbar events to another PDF and αs, or to scales × 2,
+    gives the cross section Pythia integrates with those settings (hard process)."""
+    from corrax.agc.sample.samples import PROCESSES, WEIGHT_VARIATIONS
+    from corrax.agc.sample.variations import VariationWeights
+
+    process = PROCESSES["ttbar"]
+    pythia = _hard_only(process.settings_for(0))
+    weights = VariationWeights(pythia, process)
+    info = pythia.nextBatch(4000).info
+    nominal_sigma = pythia.infoPython().sigmaGen()
+    # the nominal PDF and αs reproduce the ones each event was generated with
+    np.testing.assert_allclose(weights.hard(info), 1.0, rtol=1e-10)
+    ratios = weights(info)
+    me_var = WEIGHT_VARIATIONS["ME_var"]
+    changes = {
+        "ME_var": (f"PDF:pSet = {me_var.pdf_set}", f"SigmaProcess:alphaSvalue = {me_var.alpha_s}"),
+        # Pythia's factors multiply μ², the variation's μ
+        "scaleup": ("SigmaProcess:renormMultFac = 4.", "SigmaProcess:factorMultFac = 4."),
+    }
+    for name, lines in changes.items():
+        other = _hard_only((*process.settings_for(0), *lines))
+        other.nextBatch(20_000)
+        expected = other.infoPython().sigmaGen() / nominal_sigma
+        error = other.infoPython().sigmaErr() / other.infoPython().sigmaGen()
+        # scaleup also carries its shower weight: 1 at hard-process level
+        reweighted = ratios[name]
+        spread = reweighted.std() / np.sqrt(len(reweighted)) / reweighted.mean()
+        assert reweighted.mean() == pytest.approx(expected, rel=4 * np.hypot(error, spread)), name
+        assert abs(expected - 1) > 4 * np.hypot(error, spread), name  # a visible change

@@ -171,7 +171,9 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     reference = json.loads(args.reference.read_text()) if args.reference else None
     summary: dict[str, Any] = {
         "events": output["events"],
-        "validation": validation(histograms, reference, output.get("cutflow")),
+        "validation": validation(
+            histograms, reference, output.get("cutflow"), output.get("variations")
+        ),
     }
     if not args.no_fit:
         start = time.perf_counter()

@@ -111,7 +111,8 @@ def load_eager_batch(
     real = real or RealCorrections()
     pileup = real.pileup_weight(ak.to_numpy(ev.Pileup_nTrueInt))
     cuts = cuts or Cuts()
-    jets = jet_columns(ev, cuts)[:, :MAX_JETS]
+    jets = jet_columns(ev, cuts)
+    jets = jets[jets.base > 0][:, :MAX_JETS]  # as the jit path: jets that can be selected
     per_jet = [name for name in jets.fields if name not in ("rho", "event")]
 
     def jax_backend(array):  # in double precision, as the jit path (NanoAOD stores float32)

@@ -93,7 +93,7 @@ __all__ = [
     "weight_factors",
 ]
 
-MAX_JETS = 10  # trijets and b-tag counting use the first 10 jets of an event
+MAX_JETS = 10  # trijets and b-tag counting use an event's first 10 jets passing |η| and ID
 MAX_LEPTONS = 4
 _AGC_CUTS = Cuts()  # the cuts that are not relaxed are read from here
 
@@ -284,9 +284,11 @@ def batch_from_arrays(
     n = len(ev)
     n_jets = int(ak.sum(ak.num(ev.Jet_pt)))
     slots, jet_slots = capacities or (capacity_for(n), capacity_for(n_jets))
-    collection = Jagged.from_awkward(
-        jet_columns(ev, cuts), event_capacity=slots, object_capacity=jet_slots
-    )
+    jets = jet_columns(ev, cuts)
+    # jets failing the fixed cuts (|η|, ID) can never be selected: dropped here, so
+    # that MAX_JETS counts jets that can
+    jets = jets[jets.base > 0]
+    collection = Jagged.from_awkward(jets, event_capacity=slots, object_capacity=jet_slots)
     leptons = lepton_columns(ev, cuts, real)
 
     def dense(values, width):

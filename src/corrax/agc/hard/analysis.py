@@ -29,6 +29,7 @@ jets through ``JetCorrector``.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 import awkward as ak
@@ -306,6 +307,21 @@ class Analysis:
         """Weighted events after each selection step (nominal jets and weights, no
         histogram range): ``written`` (the generation skim), ``one lepton``,
         ``≥ 4 jets``, ``4j1b``, ``4j2b``."""
+        return self.selection_report(events, norm, use_genweight)["cutflow"]
+
+    def selection_report(
+        self,
+        events: Any,
+        norm: float,
+        use_genweight: bool = True,
+        variation_norms: Mapping[str, float] | None = None,
+    ) -> dict[str, dict[str, Any]]:
+        """``cutflow`` (see ``cutflow``) and, where the events carry variation weights
+        (``VariationWeight_<name>``, ratios to ``genWeight``), ``variations``: per
+        variation and region the sums Σg (``nominal``), Σg(w − 1) (``shift``) and
+        Σg²(w − 1)² (``variance``, the shift's MC variance), g the nominal weight and
+        w the ratio times ``variation_norms[name]`` (the variation's normalisation
+        over the nominal's, default 1)."""
         if self.split is not None:
             events = events[events.event % 2 == (0 if self.split == "even" else 1)]
             norm = 2.0 * norm
@@ -325,7 +341,32 @@ class Analysis:
         steps = {"written": weight, "one lepton": weight[one_lepton]}
         steps["≥ 4 jets"] = weight[four_jets]
         steps.update({region: weight[mask] for region, (mask, _) in regions.items()})
-        return {step: float(ak.sum(w)) for step, w in steps.items()}
+        report: dict[str, dict[str, Any]] = {
+            "cutflow": {step: float(ak.sum(w)) for step, w in steps.items()}
+        }
+        if "VariationWeight" in events.fields:
+            ratios = events.VariationWeight
+            scale = variation_norms or {}
+            report["variations"] = {
+                name: {
+                    region: _shift_sums(
+                        weight[mask],
+                        ak.values_astype(ratios[name][mask], np.float64) * scale.get(name, 1.0),
+                    )
+                    for region, (mask, _) in regions.items()
+                }
+                for name in ratios.fields
+            }
+        return report
+
+
+def _shift_sums(weight: ak.Array, ratio: ak.Array) -> dict[str, float]:
+    shift = weight * (ratio - 1.0)
+    return {
+        "nominal": float(ak.sum(weight)),
+        "shift": float(ak.sum(shift)),
+        "variance": float(ak.sum(shift * shift)),
+    }
 
 
 def _filler(histogram_: hist.Hist, process: str, observable: ak.Array):

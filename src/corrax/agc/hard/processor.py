@@ -4,8 +4,9 @@
 with coffea's ``Runner`` and NanoAOD schema: ``executor`` is ``"iterative"``,
 ``"futures"`` (local processes) or a dask scheduler address (``"tcp://host:8786"``),
 or any coffea executor object. Returns ``{"4j1b": Hist, "4j2b": Hist, "events": n,
-"cutflow": {process: {step: weighted events}}}`` (``Analysis.cutflow``, nominal
-samples).
+"cutflow": {process: {step: weighted events}}, "variations": {process: {variation:
+{region: sums}}}}`` (``Analysis.selection_report``, nominal samples; ``variations``
+where the files carry variation weights).
 """
 
 from __future__ import annotations
@@ -43,10 +44,15 @@ class AGCProcessor(processor.ProcessorABC):
         )
         output = {**histograms, "events": len(events)}
         if meta["variation"] == "nominal":
-            cutflow = self.analysis.cutflow(
-                events, meta["norm"], use_genweight=meta.get("use_genweight", True)
+            report = self.analysis.selection_report(
+                events,
+                meta["norm"],
+                use_genweight=meta.get("use_genweight", True),
+                variation_norms=meta.get("variation_norms"),
             )
-            output["cutflow"] = {meta["process"]: cutflow}
+            output["cutflow"] = {meta["process"]: report["cutflow"]}
+            if "variations" in report:
+                output["variations"] = {meta["process"]: report["variations"]}
         return output
 
     def postprocess(self, accumulator: dict[str, Any]) -> dict[str, Any]:

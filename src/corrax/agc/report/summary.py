@@ -16,6 +16,7 @@ __all__ = ["markdown", "validation", "yields"]
 TARGET_FACTOR = 1.3
 TARGET_SIGMAS = 2.0
 TARGET_M_BJJ_MODE = (165.0, 185.0)  # GeV, the mode's bin centre
+TARGET_VARIATION_NOISE = 0.03  # relative MC noise of a ttbar variation's effect
 
 
 def yields(histograms: dict[str, Any], reference: dict[str, Any] | None = None) -> dict[str, Any]:
@@ -67,12 +68,17 @@ def validation(
     histograms: dict[str, Any],
     reference: dict[str, Any] | None = None,
     cutflow: dict[str, dict[str, float]] | None = None,
+    variations: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """The sample against the AGC: ``yields`` (see ``yields``), per process the
     4j2b/4j1b ratio ± MC statistics (and the AGC's), ttbar's m_bjj mode in 4j2b
-    (``_mode``, GeV; and the AGC's), the relative MC noise of the alternative ttbar
-    samples' yields per region, and the ``cutflow`` (weighted events per
-    selection step and process, from ``Analysis.cutflow``)."""
+    (``_mode``, GeV; and the AGC's), the ``cutflow`` (weighted events per selection
+    step and process, from ``Analysis.selection_report``) and, from its
+    ``variations`` sums, each ttbar variation's relative effect on the yield per
+    region (``shift``: (variation − nominal)/nominal of the histograms' yields;
+    ``shift_with_flow``: the same from the weights, outside the histograms' range too) and
+    that effect's relative MC noise (``noise``: √Σg²(w − 1)² / Σg over the region's
+    events, the variation datasets being the nominal events reweighted)."""
     table = yields(histograms, reference)
     ratios = {}
     for process, two_b in table["4j2b"].items():
@@ -96,25 +102,31 @@ def validation(
         mode["agc"] = _mode(centres, np.asarray(reference["4j2b_ttbar"]["contents"][1:-1]))
     low, high = TARGET_M_BJJ_MODE
     mode["within_target"] = bool(low <= mode["ours"]["peak"] <= high)
-    variations = {}  # the alternative ttbar samples' MC noise, relative to their yield
-    for region in REGIONS:
-        axis = histograms[region].axes["variation"]
-        for name in ("scaledown", "scaleup", "ME_var", "PS_var"):
-            if name in axis and "ttbar" in histograms[region].axes["process"]:
-                view = histograms[region][:, "ttbar", name]
-                value = float(view.values().sum())
-                noise = float(np.sqrt(view.variances().sum())) / value if value > 0 else 0.0
-                variations.setdefault(name, {})[region] = noise
+    effects = {}  # each ttbar variation's effect on the yield, and that effect's MC noise
+    for name, regions in ((variations or {}).get("ttbar") or {}).items():
+        for region, sums in regions.items():
+            view = histograms[region][:, "ttbar", :]
+            nominal = float(view[:, "nominal"].values().sum())
+            if sums["nominal"] > 0 and nominal > 0 and name in view.axes["variation"]:
+                effects.setdefault(name, {})[region] = {
+                    "shift": float(view[:, name].values().sum()) / nominal - 1.0,
+                    "shift_with_flow": sums["shift"] / sums["nominal"],
+                    "noise": float(np.sqrt(sums["variance"])) / sums["nominal"],
+                    "within_target": bool(
+                        np.sqrt(sums["variance"]) / sums["nominal"] < TARGET_VARIATION_NOISE
+                    ),
+                }
     return {
         "targets": {
             "yield": f"ratio within ×{TARGET_FACTOR} or within {TARGET_SIGMAS:g}σ (MC stat)",
             "ratio_4j2b_4j1b": f"within ×{TARGET_FACTOR} of the AGC's",
             "ttbar_m_bjj_mode": f"{low:g}–{high:g} GeV",
+            "ttbar_variations": f"MC noise of each effect below {TARGET_VARIATION_NOISE:.0%}",
         },
         "yields": table,
         "ratio_4j2b_4j1b": ratios,
         "ttbar_m_bjj_mode": mode,
-        "ttbar_variation_noise": variations,
+        "ttbar_variations": effects,
         "cutflow": cutflow or {},
     }
 
@@ -183,13 +195,16 @@ def _validation(result: dict[str, Any]) -> list[str]:
         f"\nttbar m_bjj mode in 4j2b: the {mode['ours']['bin']:.0f} GeV bin, peak "
         f"{mode['ours']['peak']:.0f} GeV{agc}; {verdict} {result['targets']['ttbar_m_bjj_mode']}."
     )
-    noise = result.get("ttbar_variation_noise", {})
-    if noise:
-        parts = ", ".join(
-            f"{name} " + " / ".join(f"{value:.1%}" for value in regions.values())
-            for name, regions in noise.items()
-        )
-        lines.append(f"\nMC noise of the alternative ttbar samples' yields (4j1b / 4j2b): {parts}.")
+    effects = result.get("ttbar_variations", {})
+    if effects:
+        lines += [
+            "",
+            "| ttbar variation | region | effect on the yield | MC noise |",
+            "|---|---|---|---|",
+        ]
+        for name, regions in effects.items():
+            for region, e in regions.items():
+                lines.append(f"| {name} | {region} | {e['shift']:+.1%} | {e['noise']:.1%} |")
     if result["cutflow"]:
         steps = list(next(iter(result["cutflow"].values())))
         lines += ["", "| process | " + " | ".join(steps) + " |", "|---" * (len(steps) + 1) + "|"]

@@ -1,12 +1,14 @@
 """Generate the AGC sample: Pythia 8 → FastJet → detector emulation → NanoAOD files.
 
-``generate(folder, size, seed)`` writes, per process and variation, files of
-``CHUNK`` events each (``<process>__<variation>/s<seed>_c<chunk>.root``, an ``Events``
-tree in NanoAOD layout and a ``Runs`` tree with ``genEventCount``/``genEventSumw``),
-and a ``manifest.json``. Jobs are independent (their seed is derived from the sample
-seed, the process, the variation and the chunk index), run in parallel processes,
-and a file already on disk with the same settings is reused: a second run costs
-nothing.
+``generate(folder, size, seed)`` writes, per process, files of ``CHUNK`` events each
+(``<process>__<variation>/s<seed>_c<chunk>.root``, an ``Events`` tree in NanoAOD layout
+and a ``Runs`` tree with ``genEventCount``/``genEventSumw``), and a ``manifest.json``.
+A job generates one chunk of nominal events and writes one file per variation of its
+process: the variations are weights on the nominal events (``samples``), so their files
+hold the same events, with the same event numbers. Jobs are independent (their seed is
+derived from the sample seed, the process and the chunk index), run in parallel
+processes, and files already on disk with the same settings are reused: a second run
+costs nothing.
 
 Events are skimmed before writing (``genEventSumw`` counts every generated event):
 at least one lepton with pt > 25 GeV and at least four jets with pt > 20 GeV and
@@ -30,26 +32,25 @@ import numpy as np
 
 from .detector import DetectorCorrections, emulate
 from .samples import PROCESSES, Process
+from .variations import VariationWeights
 
 __all__ = ["CHUNK", "Job", "generate", "jobs_for", "kept_fraction", "run_job"]
 
 CHUNK = 5000  # events per file
 _BATCH = 500  # events per Pythia batch
-_VARIATION_SHARE = 0.4  # ttbar variations relative to nominal
-FORMAT_VERSION = 9  # bump when the emulation changes: cached files are regenerated
+FORMAT_VERSION = 10  # bump when the emulation changes: cached files are regenerated
 
 
 @dataclass(frozen=True)
 class Job:
-    """One output file: ``events`` events of one process/variation.
+    """One chunk of ``events`` events of one process (a file per variation).
 
-    ``decay_events``/``total_events``: events of this file's decay configuration and
-    of every configuration, over the process/variation's files (for the decay
-    weight, see ``samples``).
+    ``decay_events``/``total_events``: events of this chunk's decay configuration and
+    of every configuration, over the process's chunks (for the decay weight, see
+    ``samples``).
     """
 
     process: str
-    variation: str
     chunk: int
     events: int
     seed: int
@@ -64,43 +65,36 @@ class Job:
 
     @property
     def job_seed(self) -> int:
-        key = f"{self.seed}/{self.process}/{self.variation}/{self.chunk}/{FORMAT_VERSION}"
+        key = f"{self.seed}/{self.process}/{self.chunk}/{FORMAT_VERSION}"
         return int.from_bytes(hashlib.sha256(key.encode()).digest()[:4], "little") % 900_000_000
 
-    def path(self, folder: Path) -> Path:
-        return folder / f"{self.process}__{self.variation}" / f"s{self.seed}_c{self.chunk}.root"
+    def path(self, folder: Path, variation: str = "nominal") -> Path:
+        return folder / f"{self.process}__{variation}" / f"s{self.seed}_c{self.chunk}.root"
 
     @property
     def first_event(self) -> int:
         """Event numbers are ``first_event + i``: distinct for every (seed < 10⁴,
-        process, variation, chunk < 10⁴) as long as a file has < 10⁷ events."""
+        process, chunk < 10⁴) as long as a chunk has < 10⁷ events (a variation's file
+        holds the nominal's events, and their numbers)."""
         process = list(PROCESSES).index(self.process)
-        variation = _VARIATIONS.index(self.variation)
-        key = ((self.seed % 10_000 * 16 + process) * 8 + variation) * 10_000 + self.chunk
+        key = (self.seed % 10_000 * 16 + process) * 10_000 + self.chunk
         return key * 10_000_000 + 1
 
 
-_VARIATIONS = ("nominal", "scaledown", "scaleup", "ME_var", "PS_var")
-
-
 def jobs_for(size: int, seed: int, jec_file: str | None = None) -> list[Job]:
-    """The files of a sample: ``size`` ttbar nominal events, the rest in proportion."""
+    """The chunks of a sample: ``size`` ttbar events, the rest in proportion."""
     jobs = []
     for process in PROCESSES.values():
-        for variation in process.variations:
-            share = process.share * (1.0 if variation == "nominal" else _VARIATION_SHARE)
-            total = max(round(size * share), 1)
-            # at most CHUNK events a file, every decay configuration equally often
-            n_decays = len(process.decays)
-            files = -(-max(-(-total // CHUNK), n_decays) // n_decays) * n_decays
-            planned = [
-                Job(process.name, variation, chunk, int(events), seed, jec_file)
-                for chunk, events in enumerate(np.diff(np.linspace(0, total, files + 1).round()))
-            ]
-            per_decay = [sum(j.events for j in planned if j.decay == i) for i in range(n_decays)]
-            jobs += [
-                replace(j, decay_events=per_decay[j.decay], total_events=total) for j in planned
-            ]
+        total = max(round(size * process.share), 1)
+        # at most CHUNK events a file, every decay configuration equally often
+        n_decays = len(process.decays)
+        files = -(-max(-(-total // CHUNK), n_decays) // n_decays) * n_decays
+        planned = [
+            Job(process.name, chunk, int(events), seed, jec_file)
+            for chunk, events in enumerate(np.diff(np.linspace(0, total, files + 1).round()))
+        ]
+        per_decay = [sum(j.events for j in planned if j.decay == i) for i in range(n_decays)]
+        jobs += [replace(j, decay_events=per_decay[j.decay], total_events=total) for j in planned]
     return jobs
 
 
@@ -192,26 +186,26 @@ def _skim(columns: dict[str, Any]) -> np.ndarray:
     return ak.to_numpy(good_jets & (leptons >= 1))
 
 
-def run_job(job: Job, folder: Path) -> dict[str, Any]:
-    """Generate one file (or reuse it); returns its summary."""
-    path = job.path(folder)
-    meta_path = path.with_suffix(".json")
-    if path.exists() and meta_path.exists():
-        meta = json.loads(meta_path.read_text())
-        if meta.get("job") == _job_dict(job):
-            return meta
-    import uproot
-
+def run_job(job: Job, folder: Path) -> list[dict[str, Any]]:
+    """Generate one chunk (or reuse its files); returns a summary per file."""
     process = PROCESSES[job.process]
+    paths = {variation: job.path(folder, variation) for variation in process.variations}
+    cached = [_cached(path, job) for path in paths.values()]
+    if all(meta is not None for meta in cached):
+        return cached
     rng = np.random.default_rng(job.job_seed)
-    settings = process.settings_for(job.variation, job.decay)
-    pythia = _pythia(settings, job.job_seed, f"{job.process}/{job.variation}")
+    pythia = _pythia(process.settings_for(job.decay), job.job_seed, job.process)
     detector = DetectorCorrections.from_file(job.jec_file)
     decay_weight = _decay_weight(pythia, process, job)
+    reweight = VariationWeights(pythia, process) if len(process.variations) > 1 else None
     parts, hadron_parts, weights = [], [], []
+    ratios: dict[str, list[np.ndarray]] = {name: [] for name in process.variations[1:]}
     for start in range(0, job.events, _BATCH):
         events = pythia.nextBatch(min(_BATCH, job.events - start))
         weights.append(ak.to_numpy(ak.firsts(events.info.weights)) * decay_weight)
+        if reweight is not None:
+            for name, ratio in reweight(events.info).items():
+                ratios[name].append(ratio)
         final, hadrons = _final_particles(events)
         parts.append(final)
         hadron_parts.append(hadrons)
@@ -224,6 +218,40 @@ def run_job(job: Job, folder: Path) -> dict[str, Any]:
     out["event"] = (job.first_event + np.flatnonzero(keep)).astype(np.uint64)
     out["run"] = np.ones(int(keep.sum()), np.uint32)
     out["luminosityBlock"] = np.full(int(keep.sum()), job.chunk + 1, np.uint32)
+    ratio = {name: np.concatenate(values) for name, values in ratios.items()}
+    # the nominal file carries every variation's weight ratio (like NanoAOD's PSWeight)
+    nominal = {
+        **out,
+        **{f"VariationWeight_{k}": v[keep].astype(np.float32) for k, v in ratio.items()},
+    }
+    metas = [_write(paths["nominal"], folder, job, "nominal", nominal, weight)]
+    for name, values in ratio.items():
+        varied = weight * values
+        file_columns = {**out, "genWeight": varied[keep].astype(np.float32)}
+        metas.append(_write(paths[name], folder, job, name, file_columns, varied))
+    return metas
+
+
+def _cached(path: Path, job: Job) -> dict[str, Any] | None:
+    meta_path = path.with_suffix(".json")
+    if path.exists() and meta_path.exists():
+        meta = json.loads(meta_path.read_text())
+        if meta.get("job") == _job_dict(job):
+            return meta
+    return None
+
+
+def _write(
+    path: Path,
+    folder: Path,
+    job: Job,
+    variation: str,
+    out: dict[str, Any],
+    weight: np.ndarray,
+) -> dict[str, Any]:
+    """Write one file (``weight``: every generated event's, for the ``Runs`` tree)."""
+    import uproot
+
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(".tmp")
     with uproot.recreate(tmp) as file:
@@ -244,12 +272,13 @@ def run_job(job: Job, folder: Path) -> dict[str, Any]:
     os.replace(tmp, path)
     meta = {
         "job": _job_dict(job),
+        "variation": variation,
         "file": str(path.relative_to(folder)),
         "generated": job.events,
-        "written": int(keep.sum()),
+        "written": len(out["event"]),
         "sum_weights": float(weight.sum()),
     }
-    meta_path.write_text(json.dumps(meta, indent=1))
+    path.with_suffix(".json").write_text(json.dumps(meta, indent=1))
     return meta
 
 
@@ -289,7 +318,6 @@ def _float32(array: Any) -> Any:
 def _job_dict(job: Job) -> dict[str, Any]:
     return {
         "process": job.process,
-        "variation": job.variation,
         "chunk": job.chunk,
         "events": job.events,
         "decay_events": job.decay_events,
@@ -316,9 +344,7 @@ def kept_fraction(process: Process, seed: int, events: int = 20_000) -> float:
 
     reference = process.reference or process.settings
     inclusive = _sigma((*_COMMON, *reference), seed, events)
-    restricted = [
-        _sigma(process.settings_for("nominal", i), seed, events) for i in range(len(process.decays))
-    ]
+    restricted = [_sigma(process.settings_for(i), seed, events) for i in range(len(process.decays))]
     return sum(restricted) / inclusive
 
 
@@ -385,10 +411,10 @@ def _known_fractions(folder: Path, seed: int) -> dict[str, float]:
 
 def _manifest(results, size, seed, jec, kept) -> dict[str, Any]:
     samples: dict[str, dict[str, Any]] = {}
-    for meta in results:
+    for meta in (meta for metas in results for meta in metas):
         job = meta["job"]
         entry = samples.setdefault(job["process"], {}).setdefault(
-            job["variation"], {"files": [], "generated": 0, "sum_weights": 0.0}
+            meta["variation"], {"files": [], "generated": 0, "sum_weights": 0.0}
         )
         entry["files"].append(meta["file"])
         entry["generated"] += meta["generated"]

@@ -2,7 +2,8 @@
 
 A fileset is coffea's: ``{dataset: {"files": {path: "Events"}, "metadata": {...}}}``
 with metadata ``process``, ``variation``, ``norm`` (event weight per unit of
-``genWeight``, or per event when ``use_genweight`` is false) and ``use_genweight``.
+``genWeight``, or per event when ``use_genweight`` is false), ``use_genweight`` and,
+on a generated nominal dataset with variations, ``variation_norms``.
 """
 
 from __future__ import annotations
@@ -17,7 +18,14 @@ from .samples import LUMINOSITY, PROCESSES
 __all__ = ["from_agc_list", "from_generated", "from_paths"]
 
 
-def _dataset(process: str, variation: str, files: Sequence[str], norm: float, genweight: bool):
+def _dataset(
+    process: str,
+    variation: str,
+    files: Sequence[str],
+    norm: float,
+    genweight: bool,
+    **extra: Any,
+):
     return {
         "files": {str(f): "Events" for f in files},
         "metadata": {
@@ -25,21 +33,36 @@ def _dataset(process: str, variation: str, files: Sequence[str], norm: float, ge
             "variation": variation,
             "norm": norm,
             "use_genweight": genweight,
+            **extra,
         },
     }
 
 
 def from_generated(folder: str | Path) -> dict[str, Any]:
     """The generated sample in ``folder`` (its ``manifest.json``), normalised to σ·L:
-    ``norm = cross_section · L / Σ genWeight`` over every generated event."""
+    ``norm = cross_section · L / Σ genWeight`` over every generated event. A nominal
+    dataset whose process has variations also carries ``variation_norms``: per
+    variation, its ``norm`` over the nominal's (the factor that keeps the cross
+    section of a ``VariationWeight_<name>``-reweighted sample fixed)."""
     folder = Path(folder)
     manifest = json.loads((folder / "manifest.json").read_text())
     fileset = {}
     for process, variations in manifest["samples"].items():
+        norms = {
+            variation: entry["cross_section"] * LUMINOSITY / entry["sum_weights"]
+            for variation, entry in variations.items()
+        }
         for variation, entry in variations.items():
-            norm = entry["cross_section"] * LUMINOSITY / entry["sum_weights"]
             files = [folder / f for f in entry["files"]]
-            fileset[f"{process}__{variation}"] = _dataset(process, variation, files, norm, True)
+            extra = {}
+            if variation == "nominal" and len(variations) > 1:
+                nominal = norms["nominal"]
+                extra["variation_norms"] = {
+                    name: norm / nominal for name, norm in norms.items() if name != "nominal"
+                }
+            fileset[f"{process}__{variation}"] = _dataset(
+                process, variation, files, norms[variation], True, **extra
+            )
     return fileset
 
 

@@ -3,17 +3,32 @@
 Cross sections and luminosity are the AGC's (pb, /pb). Events are generated at hadron
 level: parton showers, Lund string hadronisation and hadron decays (particles with
 cτ > 10 mm stable, as CMS's generator-level definition), τ leptons decayed by
-Pythia; multiparton interactions are off (generation time, see the README). The AGC's
-alternative ttbar samples come from other generators or settings; here each is a
-documented change of Pythia settings:
+Pythia; multiparton interactions are off (generation time, see the README).
 
-* ``scaleup`` / ``scaledown``: renormalisation and factorisation scales of the hard
-  process and of both showers × 2 / × 0.5;
-* ``ME_var`` (the AGC: another matrix-element generator): another PDF set
-  (``PDF:pSet = 8``, CTEQ6L1) and the hard-process αs at 0.118 instead of the PDF's;
-* ``PS_var`` (the AGC: another parton shower): final- and initial-state shower αs
-  lowered to 0.118 and 0.125 (from 0.1365, Pythia 8.317's default for both) and the
-  shower's matrix-element corrections off.
+The AGC's alternative ttbar samples come from other generators or settings. Here they
+are event weights on the nominal events (``WeightVariation``), written as the AGC's
+variation datasets — the nominal events again with ``genWeight`` times the variation's
+weight — so that the AGC's own processor reads them unchanged, and carried in the
+nominal files as ``VariationWeight_<name>`` (a ratio to ``genWeight``, like NanoAOD's
+``PSWeight``). Each variation's datasets are normalised to the same cross section as
+the nominal (``Σ genWeight`` over every generated event), so only acceptance and shape
+change:
+
+* ``scaleup`` / ``scaledown``: both showers' renormalisation scales × 2 / × 0.5
+  (Pythia's ``UncertaintyBands`` weights; final-state emissions varied above 5 GeV,
+  initial-state ones as in CMS's PS weights, see ``_SHOWER_WEIGHTS``) times the hard
+  process's renormalisation and factorisation scales × 2 / × 0.5 (αs and PDF ratios
+  at the varied scales, ``variations``);
+* ``ME_var`` (the AGC: another matrix-element generator): the hard process with
+  another PDF set (CTEQ6L1, ``PDF:pSet = 8``) and αs(m_Z) = 0.118 instead of 0.130
+  (PDF and αs ratios; the showers keep the nominal's);
+* ``PS_var`` (the AGC: another parton shower): both showers' non-singular terms
+  (``cNS = 2``, the part of the splitting kernels that the soft and collinear limits do
+  not fix), an ``UncertaintyBands`` weight.
+
+Weights cost no second sample, and a variation's effect carries only the MC noise of
+its weights' spread, not that of two independent samples (``results/summary.json``,
+``validation.ttbar_variations``).
 
 Decays: every W decay in which at least one W of the event decays to a lepton (e, μ
 or τ, the τ decayed by Pythia): fully hadronic ttbar (and tW) cannot give the
@@ -56,7 +71,15 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-__all__ = ["LUMINOSITY", "PROCESSES", "WJETS_NORMALISATION", "Decay", "Process"]
+__all__ = [
+    "LUMINOSITY",
+    "PROCESSES",
+    "WEIGHT_VARIATIONS",
+    "WJETS_NORMALISATION",
+    "Decay",
+    "Process",
+    "WeightVariation",
+]
 
 LUMINOSITY = 3378.0  # /pb
 
@@ -156,28 +179,39 @@ _TW_DECAYS = (
     ),
 )
 
-_VARIATION_SETTINGS = {
-    "nominal": (),
-    "scaleup": (
-        "SigmaProcess:renormMultFac = 2.",
-        "SigmaProcess:factorMultFac = 2.",
-        "TimeShower:renormMultFac = 2.",
-        "SpaceShower:renormMultFac = 2.",
-    ),
-    "scaledown": (
-        "SigmaProcess:renormMultFac = 0.5",
-        "SigmaProcess:factorMultFac = 0.5",
-        "TimeShower:renormMultFac = 0.5",
-        "SpaceShower:renormMultFac = 0.5",
-    ),
-    "ME_var": ("PDF:pSet = 8", "SigmaProcess:alphaSvalue = 0.118"),
-    "PS_var": (
-        "TimeShower:alphaSvalue = 0.118",
-        "SpaceShower:alphaSvalue = 0.125",
-        "TimeShower:MEcorrections = off",
-        "SpaceShower:MEcorrections = off",
-    ),
+
+@dataclass(frozen=True)
+class WeightVariation:
+    """An alternative sample as a weight on the nominal events (see the docstring).
+
+    ``shower``: Pythia ``UncertaintyBands`` keywords of the shower variation, or None;
+    ``hard_scale``: factor on the hard process's renormalisation and factorisation
+    scales (μ, not μ²), or None; ``pdf_set``: the hard process's PDF (Pythia's
+    ``PDF:pSet``), or None; ``alpha_s``: the hard process's αs(m_Z), or None.
+    """
+
+    shower: str | None = None
+    hard_scale: float | None = None
+    pdf_set: int | None = None
+    alpha_s: float | None = None
+
+
+WEIGHT_VARIATIONS = {
+    "scaledown": WeightVariation("isr:muRfac=0.5 fsr:muRfac=0.5", hard_scale=0.5),
+    "scaleup": WeightVariation("isr:muRfac=2.0 fsr:muRfac=2.0", hard_scale=2.0),
+    "ME_var": WeightVariation(pdf_set=8, alpha_s=0.118),
+    "PS_var": WeightVariation("isr:cNS=2.0 fsr:cNS=2.0"),
 }
+# The final-state shower is varied only above pT = 5 GeV (100 × its 0.5 GeV cut-off
+# squared; CMS's PS weights, CMSSW's PythiaPSweightsSettings, use 20: 2.2 GeV): this
+# halves the spread of scaledown's weights (std 1.07 → 0.58, max 19 → 6, 1,500 ttbar
+# events); the initial-state shower as CMS. Pythia's default over-sampling: CMS's × 10
+# changed the spread by < 10 % at 2.7× the generation time.
+_SHOWER_WEIGHTS = (
+    "UncertaintyBands:doVariations = on",
+    "UncertaintyBands:FSRpTmin2Fac = 100",
+    "UncertaintyBands:ISRpTmin2Fac = 1",
+)
 
 
 @dataclass(frozen=True)
@@ -186,9 +220,11 @@ class Process:
 
     ``share``: events generated per unit of sample size (ttbar nominal = 1);
     ``decays``: its decay configurations (files alternate between them);
-    ``reference``: the settings whose cross section ``cross_section`` is (default:
-    the process settings without decay restrictions); ``normalisation``: a factor on
-    the cross section (W+jets, see the module docstring).
+    ``variations``: the nominal, then the ``WEIGHT_VARIATIONS`` written as weights on
+    its events; ``strong_order``: the power of αs in the hard process (for the hard
+    process's weights); ``reference``: the settings whose cross section
+    ``cross_section`` is (default: the process settings without decay restrictions);
+    ``normalisation``: a factor on the cross section (W+jets, see the docstring).
     """
 
     name: str
@@ -197,13 +233,24 @@ class Process:
     share: float
     decays: tuple[Decay, ...]
     variations: tuple[str, ...] = ("nominal",)
+    strong_order: int = 0
     reference: tuple[str, ...] | None = None
     normalisation: float = 1.0
 
-    def settings_for(self, variation: str, decay: int = 0) -> tuple[str, ...]:
-        return (
-            _COMMON + self.settings + _VARIATION_SETTINGS[variation] + self.decays[decay].settings
-        )
+    def settings_for(self, decay: int = 0) -> tuple[str, ...]:
+        """Pythia's settings for one decay configuration, with the shower weights of
+        the process's variations."""
+        return _COMMON + self.settings + self._shower_weights() + self.decays[decay].settings
+
+    def _shower_weights(self) -> tuple[str, ...]:
+        showers = [
+            f"{name} {WEIGHT_VARIATIONS[name].shower}"
+            for name in self.variations[1:]
+            if WEIGHT_VARIATIONS[name].shower is not None
+        ]
+        if not showers:
+            return ()
+        return (*_SHOWER_WEIGHTS, "UncertaintyBands:List = {" + ", ".join(showers) + "}")
 
 
 PROCESSES: dict[str, Process] = {
@@ -215,7 +262,8 @@ PROCESSES: dict[str, Process] = {
             396.87 + 332.97,
             1.0,
             _TTBAR_DECAYS,
-            variations=("nominal", "scaledown", "scaleup", "ME_var", "PS_var"),
+            variations=("nominal", *WEIGHT_VARIATIONS),
+            strong_order=2,
         ),
         Process(
             "single_top_s_chan",
@@ -236,7 +284,7 @@ PROCESSES: dict[str, Process] = {
             "wjets",
             _WJETS,
             61457 * 0.252,
-            2.0,
+            4.0,
             (_one_boson(24),),
             reference=WJETS_INCLUSIVE,
             normalisation=WJETS_NORMALISATION,
