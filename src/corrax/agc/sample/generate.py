@@ -149,7 +149,8 @@ def _final_particles(events: ak.Array) -> tuple[ak.Array, ak.Array]:
 
     Final state: ``id``, four-momentum (GeV) and ``origin`` (``_lepton_origin`` for e
     and μ, 0 otherwise). Heavy hadrons: every B and C hadron of the record (any
-    status), with ``flavour`` 5 or 4 and momentum, for the jet flavour.
+    status) with pt > 1 GeV, with ``flavour`` 5 or 4 and momentum, for the jet
+    flavour.
     """
     prt = events.prt
     counts = ak.to_numpy(ak.num(prt))

@@ -65,7 +65,9 @@ class VariationWeights:
         self.nominal_pdf = pythia.getPDFPtr(_PROTON)
         self.nominal_alpha_s = _alpha_s(settings.parm("SigmaProcess:alphaSvalue"), order, flavours)
         self._keep_alive: list[Any] = []
-        self._plans: dict[str, tuple[int | None, float, Any, Any]] = {}
+        # per variation: (shower weight's index or None, hard-process ratio's arguments
+        # or None)
+        self._plans: dict[str, tuple[int | None, tuple[float, Any, Any] | None]] = {}
         for name in process.variations[1:]:
             variation = WEIGHT_VARIATIONS[name]
             shower = names.index(name.lower()) if variation.shower is not None else None
@@ -76,7 +78,10 @@ class VariationWeights:
             alpha = self.nominal_alpha_s
             if variation.alpha_s is not None:
                 alpha = _alpha_s(variation.alpha_s, order, flavours)
-            self._plans[name] = (shower, variation.hard_scale or 1.0, pdf, alpha)
+            hard_process = variation.hard_scale, variation.pdf_set, variation.alpha_s
+            needs_hard = any(value is not None for value in hard_process)
+            hard = (variation.hard_scale or 1.0, pdf, alpha) if needs_hard else None
+            self._plans[name] = (shower, hard)
 
     def hard(self, info: ak.Array, scale: float = 1.0, pdf: Any = None, alpha_s: Any = None):
         """The hard-process ratio (module docstring) per event of ``info`` (a batch's
@@ -104,11 +109,11 @@ class VariationWeights:
         """Per variation, its weight over the nominal's for each event of a batch."""
         shower_weights = ak.to_numpy(info.weights)
         out = {}
-        for name, (shower, scale, pdf, alpha) in self._plans.items():
+        for name, (shower, hard) in self._plans.items():
             weight = np.ones(len(shower_weights))
             if shower is not None:
                 weight = weight * shower_weights[:, shower] / shower_weights[:, 0]
-            if scale != 1.0 or pdf is not self.nominal_pdf or alpha is not self.nominal_alpha_s:
-                weight = weight * self.hard(info, scale, pdf, alpha)
+            if hard is not None:
+                weight = weight * self.hard(info, *hard)
             out[name] = weight
         return out
