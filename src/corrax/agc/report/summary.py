@@ -228,7 +228,8 @@ def markdown(summary: dict[str, Any]) -> str:
             if "error" in r:
                 lines.append(f"| {lib} | not computed: {r['error']} | |")
             else:
-                lines.append(f"| {lib} | {r['ttbar_norm']:.5f} | {r['uncertainty']:.5f} |")
+                name = r.get("library", lib)  # pyhf's says which Minuit strategy converged
+                lines.append(f"| {name} | {r['ttbar_norm']:.5f} | {r['uncertainty']:.5f} |")
     if "optimisation" in summary:
         lines += _optimisation(summary["optimisation"])
     lines += [

@@ -21,7 +21,7 @@ import hashlib
 import json
 import multiprocessing
 import os
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -38,7 +38,7 @@ __all__ = ["CHUNK", "Job", "generate", "jobs_for", "kept_fraction", "run_job"]
 
 CHUNK = 5000  # events per file
 _BATCH = 500  # events per Pythia batch
-FORMAT_VERSION = 10  # bump when the emulation changes: cached files are regenerated
+FORMAT_VERSION = 11  # bump when the emulation changes: cached files are regenerated
 
 
 @dataclass(frozen=True)
@@ -98,10 +98,17 @@ def jobs_for(size: int, seed: int, jec_file: str | None = None) -> list[Job]:
     return jobs
 
 
-def _pythia(settings: Iterable[str], seed: int, name: str) -> Any:
+def _pythia(
+    settings: Iterable[str],
+    seed: int,
+    name: str,
+    add_process: Callable[[Any], None] | None = None,
+) -> Any:
     import pythia8mc
 
     pythia = pythia8mc.Pythia("", False)
+    if add_process is not None:
+        add_process(pythia)
     for line in settings:
         pythia.readString(line)
     pythia.readString("Random:setSeed = on")
@@ -195,7 +202,9 @@ def run_job(job: Job, folder: Path) -> list[dict[str, Any]]:
     if all(meta is not None for meta in cached):
         return cached
     rng = np.random.default_rng(job.job_seed)
-    pythia = _pythia(process.settings_for(job.decay), job.job_seed, job.process)
+    pythia = _pythia(
+        process.settings_for(job.decay), job.job_seed, job.process, process.add_process
+    )
     detector = DetectorCorrections.from_file(job.jec_file)
     decay_weight = _decay_weight(pythia, process, job)
     reweight = VariationWeights(pythia, process) if len(process.variations) > 1 else None
@@ -332,9 +341,14 @@ def _job_dict(job: Job) -> dict[str, Any]:
 _HARD_ONLY = ("PartonLevel:all = off", "HadronLevel:all = off")
 
 
-def _sigma(settings: tuple[str, ...], seed: int, events: int) -> float:
+def _sigma(
+    settings: tuple[str, ...],
+    seed: int,
+    events: int,
+    add_process: Callable[[Any], None] | None = None,
+) -> float:
     """Pythia's cross section (pb) for ``settings``, hard process only."""
-    pythia = _pythia((*settings, *_HARD_ONLY), seed, "cross section")
+    pythia = _pythia((*settings, *_HARD_ONLY), seed, "cross section", add_process)
     pythia.nextBatch(events)
     return pythia.infoPython().sigmaGen() * 1e9  # mb → pb
 
@@ -344,8 +358,12 @@ def kept_fraction(process: Process, seed: int, events: int = 20_000) -> float:
     from .samples import _COMMON
 
     reference = process.reference or process.settings
-    inclusive = _sigma((*_COMMON, *reference), seed, events)
-    restricted = [_sigma(process.settings_for(i), seed, events) for i in range(len(process.decays))]
+    add = process.add_process if process.reference is None else None
+    inclusive = _sigma((*_COMMON, *reference), seed, events, add)
+    restricted = [
+        _sigma(process.settings_for(i), seed, events, process.add_process)
+        for i in range(len(process.decays))
+    ]
     return sum(restricted) / inclusive
 
 

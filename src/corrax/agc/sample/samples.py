@@ -43,13 +43,11 @@ cross section with and without the restriction, hard process only,
 ``generate.kept_fraction``): a process is normalised to
 ``σ_AGC · Σ_configurations σ_restricted/σ_inclusive``.
 
-Pythia 8 has no gb → tW process. ``single_top_tW`` is Pythia's g b → t H⁻ (and its
-conjugate) with the charged boson given the W's mass, width and branching ratios
-(``37:*`` below): the kinematics of tW production — the m_t + m_W threshold, the b
-quark PDF, the spectator b̄ from the initial-state g → b b̄ splitting — are right,
-but the boson is a scalar, so the W's polarisation and the lepton's angular
-distribution are not (a tW matrix element through ``pythia8mc.Sigma2Process`` is the
-complete answer). It is normalised to the AGC's tW cross section.
+Pythia 8 has no gb → tW process: ``single_top_tW`` is g b → t W⁻ and its conjugate at
+leading order, a semi-internal process written with the two tree diagrams (``tw``),
+its spectator b̄ from Pythia's initial-state g → b b̄ splitting. It is normalised to
+the AGC's tW cross section; its decays are ttbar's (two W bosons, at least one
+leptonic).
 
 W+jets is ``qqbar2Wg`` + ``qg2Wq`` with p̂T > 50 GeV and a damped power shower
 (``SpaceShower:pTmaxMatch = 2``, ``SpaceShower:pTdampMatch = 1``: emissions may
@@ -68,8 +66,9 @@ jet); what p̂T < 50 GeV contributes is part of the measured factor.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from typing import Any
 
 __all__ = [
     "LUMINOSITY",
@@ -92,24 +91,6 @@ _COMMON = (
     "Print:quiet = on",
 )
 _TTBAR = ("Top:gg2ttbar = on", "Top:qqbar2ttbar = on")
-_W_MASS, _W_WIDTH = 80.385, 2.085
-# the tW stand-in: g b → t H⁻ with the charged boson made a W (see the docstring);
-# meMode 100 keeps the branching ratios given here (Pythia's W values)
-_TW = (
-    "Higgs:useBSM = on",
-    "HiggsBSM:bg2H+-t = on",
-    f"37:m0 = {_W_MASS}",
-    f"37:mWidth = {_W_WIDTH}",
-    "37:mMin = 50.",
-    "37:mMax = 110.",
-    "37:oneChannel = 1 0.3205 100 -1 2",
-    "37:addChannel = 1 0.0174 100 -1 4",
-    "37:addChannel = 1 0.0174 100 -3 2",
-    "37:addChannel = 1 0.3198 100 -3 4",
-    "37:addChannel = 1 0.1081 100 -11 12",
-    "37:addChannel = 1 0.1081 100 -13 14",
-    "37:addChannel = 1 0.1080 100 -15 16",
-)
 _WJETS = (
     "WeakBosonAndParton:qqbar2Wg = on",
     "WeakBosonAndParton:qg2Wq = on",
@@ -169,15 +150,6 @@ _TTBAR_DECAYS = (
         ((24, QUARKS), (24, LEPTONS)),
     ),
 )
-# tW: the associated boson (37, see _TW) → ℓν with the top's W → anything; or the
-# associated boson → qq̄′ with the top's W → ℓν
-_TW_DECAYS = (
-    Decay(("37:onMode = off", "37:onIfAny = 11 13 15"), ((37, LEPTONS), (24, ANY))),
-    Decay(
-        ("37:onMode = off", "37:onIfAny = 1 2 3 4 5", "24:onMode = off", "24:onIfAny = 11 13 15"),
-        ((37, QUARKS), (24, LEPTONS)),
-    ),
-)
 
 
 @dataclass(frozen=True)
@@ -224,7 +196,9 @@ class Process:
     its events; ``strong_order``: the power of αs in the hard process (for the hard
     process's weights); ``reference``: the settings whose cross section
     ``cross_section`` is (default: the process settings without decay restrictions);
-    ``normalisation``: a factor on the cross section (W+jets, see the docstring).
+    ``normalisation``: a factor on the cross section (W+jets, see the docstring);
+    ``add_process``: registers a semi-internal process with a ``pythia8mc.Pythia``
+    before its ``init`` (tW, see the docstring), or None.
     """
 
     name: str
@@ -236,6 +210,7 @@ class Process:
     strong_order: int = 0
     reference: tuple[str, ...] | None = None
     normalisation: float = 1.0
+    add_process: Callable[[Any], None] | None = None
 
     def settings_for(self, decay: int = 0) -> tuple[str, ...]:
         """Pythia's settings for one decay configuration, with the shower weights of
@@ -251,6 +226,12 @@ class Process:
         if not showers:
             return ()
         return (*_SHOWER_WEIGHTS, "UncertaintyBands:List = {" + ", ".join(showers) + "}")
+
+
+def _add_gb_to_tw(pythia: Any) -> None:
+    from .tw import add_to  # imports pythia8mc: only where events are generated
+
+    add_to(pythia)
 
 
 PROCESSES: dict[str, Process] = {
@@ -279,7 +260,14 @@ PROCESSES: dict[str, Process] = {
             0.3,
             (_one_boson(24),),
         ),
-        Process("single_top_tW", _TW, 37.936 + 37.906, 0.3, _TW_DECAYS),
+        Process(
+            "single_top_tW",
+            (),
+            37.936 + 37.906,
+            0.3,
+            _TTBAR_DECAYS,
+            add_process=_add_gb_to_tw,
+        ),
         Process(
             "wjets",
             _WJETS,
