@@ -66,7 +66,7 @@ def take(leaf, row):
     """The instance(s) ``row`` of a params leaf of shape ``[R, ...]``."""
     if row is None:
         return leaf[0]
-    return jnp.take(leaf, row, axis=0, mode="clip")
+    return _search.gather(leaf, row)
 
 
 def flatten_instances(params: Params) -> Params:
@@ -444,9 +444,9 @@ def _unflatten(leaf, n_rows: int, width: int):
 def _take2(table, row, index):
     """``table[row, index]`` for a ``[R, N]`` table (or a shared ``[1, N]`` one)."""
     if row is None or table.shape[0] == 1:
-        return jnp.take(table[0], index, mode="clip")
+        return _search.gather(table[0], index)
     width = table.shape[1]
-    return jnp.take(table.reshape(-1), row * width + index, mode="clip")
+    return _search.gather(table.reshape(-1), row * width + index)
 
 
 def _separately_rounded(product, witness):

@@ -28,9 +28,27 @@ import jax.numpy as jnp
 import numpy as np
 
 COMPARE_LIMIT = 16
+# tables of up to this many entries are read by selects instead of a gather (XLA on
+# CPU runs each gather as its own pass over the batch; a few selects fuse with their
+# neighbours): deepJet's shape correction reads eleven such tables per value
+SELECT_LIMIT = 4
 _UNION_TABLE_LIMIT = 1 << 22  # entries of the [R, U+1] table (16 MiB of int32)
 _GUIDE_CELLS_PER_ENTRY = (4, 16)
 _GUIDE_STEPS = 2
+
+
+def gather(table, index):
+    """``table[clip(index)]`` along the first axis of ``table`` (``jnp.take`` with
+    ``mode="clip"``); tables of at most ``SELECT_LIMIT`` rows by selects."""
+    rows = table.shape[0]
+    if rows > SELECT_LIMIT:
+        return jnp.take(table, index, axis=0, mode="clip")
+    shape = jnp.shape(index)
+    expanded = jnp.reshape(index, shape + (1,) * (table.ndim - 1))
+    value = jnp.broadcast_to(table[0], shape + table.shape[1:])
+    for k in range(1, rows):
+        value = jnp.where(expanded >= k, table[k], value)
+    return value
 
 
 def _passes(entry, x, side: str):
@@ -42,7 +60,7 @@ def _halving_search(flat, base, width: int, x, side: str, position, step: int):
     try steps ``step, step/2, ..., 1`` (log2(width) gathers)."""
     while step >= 1:
         candidate = position + step
-        entry = jnp.take(flat, base + jnp.minimum(candidate, width) - 1, mode="clip")
+        entry = gather(flat, base + jnp.minimum(candidate, width) - 1)
         position = jnp.where((candidate <= width) & _passes(entry, x, side), candidate, position)
         step //= 2
     return position
@@ -78,17 +96,17 @@ def count_spaced(edges, x, mode: str, low, scale):
     nbins = edges.shape[0] - 1
     coordinate = jnp.log(x) if mode == "log" else x
     guess = _cell((coordinate - low) * scale, nbins)
-    lower = jnp.take(edges, guess, mode="clip")
-    upper = jnp.take(edges, guess + 1, mode="clip")
+    lower = gather(edges, guess)
+    upper = gather(edges, guess + 1)
     return jnp.where(x < lower, guess, jnp.where(x >= upper, guess + 2, guess + 1))
 
 
 def count_guided(table, x, guide, low, scale, steps: int):
     """``count_shared(table, x, "right")`` with a guide table (see ``_guide``)."""
     width = table.shape[0]
-    position = jnp.take(guide, _cell((x - low) * scale, guide.shape[0]), mode="clip")
+    position = gather(guide, _cell((x - low) * scale, guide.shape[0]))
     for _ in range(steps):
-        entry = jnp.take(table, jnp.minimum(position, width - 1), mode="clip")
+        entry = gather(table, jnp.minimum(position, width - 1))
         position = jnp.where((position < width) & (entry <= x), position + 1, position)
     return position
 
@@ -152,7 +170,7 @@ def count(mode: str, params: dict, key: str, row, x, side: str):
             guide, low, scale = _arithmetic(params, key + "_union", "_guide", "_low", "_scale")
             position = count_guided(union, x, guide, low, scale, int(mode.removeprefix("union")))
         width = lookup.shape[1]
-        return jnp.take(lookup.reshape(-1), row * width + position, mode="clip")
+        return gather(lookup.reshape(-1), row * width + position)
     return count_rows(table, row, x, side)
 
 
