@@ -338,7 +338,13 @@ def _job_dict(job: Job) -> dict[str, Any]:
     }
 
 
-_HARD_ONLY = ("PartonLevel:all = off", "HadronLevel:all = off")
+# the cross section only: no showers, no hadrons, no resonance decays (their open
+# channels enter the cross section through the branching fractions, not the decays)
+_HARD_ONLY = (
+    "PartonLevel:all = off",
+    "HadronLevel:all = off",
+    "ProcessLevel:resonanceDecays = off",
+)
 
 
 def _sigma(

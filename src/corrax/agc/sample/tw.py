@@ -14,9 +14,17 @@ initial ones (``matrix_element_squared``):
 with s the partonic centre-of-mass energy squared, t = (p_g − p_t)² and x = t − m_t²
 (the top propagator). The tests check A against the helicity amplitudes summed one by
 one. dσ̂/dt = Σ̄|M|²/(16π s²), times the fraction of the t and W decays left open
-(Pythia's internal processes do the same). The top decays with Pythia's V−A weight;
-the W produced with it decays isotropically in its rest frame (its polarisation is not
-carried to its decay products).
+(Pythia's internal processes do the same).
+
+Decays: the top decays with Pythia's V−A weight (``weightTopDecay``). The W produced
+with it keeps its polarisation: its decay angles are accepted with the probability
+``decay_weight / 3``, the ratio of the full |M|² of b g → t (W⁻ → f f̄′) to the
+production |M|² times the W's unpolarised decay (at most 3, a spin-1 particle's decay
+distribution over its average). Both are contractions of the production tensor
+H^{μμ'} = Σ M^μ M^{μ'}* (spins and gluon polarisations summed, traces of Dirac
+matrices) with the W's propagator numerator and the decay's lepton tensor. The
+conjugate process, b̄ g → t̄ W⁺, is its CP mirror: the same weight at parity-flipped
+momenta with the W⁺'s antifermion in the fermion's place.
 """
 
 from __future__ import annotations
@@ -28,7 +36,14 @@ from typing import Any
 import numpy as np
 import pythia8mc
 
-__all__ = ["CODE", "GbToTW", "add_to", "matrix_element_squared"]
+__all__ = [
+    "CODE",
+    "GbToTW",
+    "add_to",
+    "decay_weight",
+    "matrix_element_squared",
+    "production_tensor",
+]
 
 CODE = 9901  # Pythia process code: user processes take codes above Pythia's own
 
@@ -48,6 +63,79 @@ def matrix_element_squared(s: Any, t: Any, top_mass: Any, w_mass: Any) -> Any:
         - 4.0 * (a - b) / s
     )
     return (a + 2.0 * b) / b * bracket - 4.0 * a / b
+
+
+# Dirac matrices γ^μ (Dirac representation), the metric, the left-handed projector
+_PAULI = (
+    np.array([[0, 1], [1, 0]], complex),
+    np.array([[0, -1j], [1j, 0]]),
+    np.array([[1, 0], [0, -1]], complex),
+)
+_ZERO2 = np.zeros((2, 2))
+_GAMMA = np.array(
+    [np.block([[np.eye(2), _ZERO2], [_ZERO2, -np.eye(2)]])]
+    + [np.block([[_ZERO2, s], [-s, _ZERO2]]) for s in _PAULI]
+)
+_METRIC = np.diag([1.0, -1.0, -1.0, -1.0])
+_LEFT = (np.eye(4) - 1j * _GAMMA[0] @ _GAMMA[1] @ _GAMMA[2] @ _GAMMA[3]) / 2
+
+
+def _slash(p: np.ndarray) -> np.ndarray:
+    return np.einsum("m,mab->ab", _METRIC @ p, _GAMMA)
+
+
+def _bar(matrices: np.ndarray) -> np.ndarray:
+    """γ⁰ Γ† γ⁰ of each Dirac matrix Γ in ``[..., 4, 4]``."""
+    return _GAMMA[0] @ np.conj(np.swapaxes(matrices, -1, -2)) @ _GAMMA[0]
+
+
+def production_tensor(b: np.ndarray, g: np.ndarray, top: np.ndarray, top_mass: float):
+    """H^{μμ'} of b(b) g(g) → t(top) W⁻ (four-momenta ``(E, px, py, pz)``, GeV): the
+    amplitude's W-index product summed over spins and the gluon's polarisations
+    (−g_{νν'}); ``[4, 4]`` complex, up to the couplings."""
+    q, r = b + g, top - g
+    absorb_first = np.einsum("mab,bc,ncd->mnad", _GAMMA, _slash(q), _GAMMA) / (q @ _METRIC @ q)
+    emit_first = np.einsum("nab,bc,mcd->mnad", _GAMMA, _slash(r) + top_mass * np.eye(4), _GAMMA) / (
+        r @ _METRIC @ r - top_mass**2
+    )
+    current = (absorb_first + emit_first) @ _LEFT  # [μ (W), ν (gluon), 4, 4]
+    top_sum = _slash(top) + top_mass * np.eye(4)
+    return np.einsum(
+        "nN,ab,mnbc,cd,MNda->mM",
+        -_METRIC,
+        top_sum,
+        current,
+        _slash(b),
+        _bar(current),
+        optimize=True,
+    )
+
+
+def decay_weight(
+    b: np.ndarray,
+    g: np.ndarray,
+    top: np.ndarray,
+    fermion: np.ndarray,
+    antifermion: np.ndarray,
+    top_mass: float,
+) -> float:
+    """|M|² of b g → t (W⁻ → f f̄′) over the production |M|² times the W's
+    unpolarised decay (see the module docstring); in [0, 3]."""
+    return _weight(production_tensor(b, g, top, top_mass), fermion, antifermion)
+
+
+def _weight(hadron: np.ndarray, fermion: np.ndarray, antifermion: np.ndarray) -> float:
+    w = fermion + antifermion
+    numerator = -_METRIC + np.outer(_METRIC @ w, _METRIC @ w) / (w @ _METRIC @ w)  # P_{μα}
+    vertex = _GAMMA @ _LEFT
+    lepton = np.einsum(
+        "ab,xbc,cd,Xda->xX", _slash(fermion), vertex, _slash(antifermion), _bar(vertex)
+    )
+    full = np.einsum("mM,ma,MA,aA->", hadron, numerator, numerator, lepton).real
+    unpolarised = (
+        np.einsum("mM,mM->", hadron, numerator).real * np.einsum("aA,aA->", lepton, numerator).real
+    )
+    return float(3.0 * full / unpolarised)
 
 
 # Pythia calls the process's Python methods: it must live as long as its Pythia
@@ -72,6 +160,7 @@ class GbToTW(pythia8mc.Sigma2Process):
         super().__init__()
         self._pythia = pythia
         self._open: dict[int, float] = {}
+        self._hadron: tuple[Any, Any] = (None, None)
         self._sigma = 0.0
 
     def name(self) -> str:
@@ -82,6 +171,16 @@ class GbToTW(pythia8mc.Sigma2Process):
 
     def inFlux(self) -> str:
         return "qg"
+
+    def initFlux(self) -> bool:
+        # only b g and b̄ g pairs: Pythia's "qg" flux would ask sigmaHat for every quark
+        for add in (self.addBeamA, self.addBeamB):
+            for parton in (21, 5, -5):
+                add(parton)
+        for quark in (5, -5):
+            self.addPair(21, quark)
+            self.addPair(quark, 21)
+        return True
 
     def id3Mass(self) -> int:
         return 6
@@ -131,4 +230,32 @@ class GbToTW(pythia8mc.Sigma2Process):
     def weightDecay(self, process: Any, begin: int, end: int) -> float:
         if process[process[begin].mother1()].idAbs() == 6:
             return self.weightTopDecay(process, begin, end)
-        return 1.0
+        # the hard process's decays (t and W at once): the W's polarisation
+        top = next((i for i in range(begin, end + 1) if process[i].idAbs() == 6), None)
+        boson = next((i for i in range(begin, end + 1) if process[i].idAbs() == 24), None)
+        if top is None or boson is None:
+            return 1.0
+        first, second = process[boson].daughter1(), process[boson].daughter2()
+        if second - first != 1:
+            return 1.0
+        quark = 3 if process[3].idAbs() == 5 else 4
+        gluon = 7 - quark
+        conjugate = process[quark].id() < 0
+        # the fermion of W⁻ → f f̄′; for W⁺ (the CP mirror) its antifermion
+        fermion, antifermion = (first, second) if process[first].id() > 0 else (second, first)
+        if conjugate:
+            fermion, antifermion = antifermion, fermion
+        parity = np.array([1.0, -1.0, -1.0, -1.0]) if conjugate else np.ones(4)
+
+        def momentum(i: int) -> np.ndarray:
+            p = process[i]
+            return parity * np.array([p.e(), p.px(), p.py(), p.pz()])
+
+        # Pythia draws the decay again until accepted: one production tensor per event
+        key = (momentum(quark).tobytes(), momentum(top).tobytes())
+        if self._hadron[0] != key:
+            hadron = production_tensor(
+                momentum(quark), momentum(gluon), momentum(top), process[top].m()
+            )
+            self._hadron = (key, hadron)
+        return _weight(self._hadron[1], momentum(fermion), momentum(antifermion)) / 3.0
