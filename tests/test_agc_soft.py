@@ -137,16 +137,18 @@ def test_optimisation_improves_the_objective(soft_inputs):
 
 def test_optimum_is_found_again_from_another_start(soft_inputs):
     """Two starting points in one basin reach the same thresholds: lepton and jet pt
-    within 0.3 GeV, b tag within 0.005, the objective within 0.1 %. (From farther
-    away, e.g. (40, 40, 0.65), the optimiser can end in another local optimum: the
-    objective on a small sample is not convex.)"""
+    within 0.3 GeV, b tag within 0.005, the objective within 0.1 %. (From the other
+    side of the b-tag threshold, e.g. (28, 26, 0.4), or from farther away, e.g. (40,
+    40, 0.65), the optimiser can end in another local optimum — on this sample one at
+    b tag 0.27 with an objective 18 % worse: the objective on a small sample is not
+    convex.)"""
     from corrax.agc.definition import Cuts
     from corrax.agc.differentiable.optimise import optimise
 
     _, _, corrector, batch = soft_inputs
     ends = [
         optimise(batch, corrector, start, steps=60, progress=False).best
-        for start in (Cuts(30.0, 30.0, 0.5), Cuts(28.0, 26.0, 0.4))
+        for start in (Cuts(30.0, 30.0, 0.5), Cuts(28.0, 27.0, 0.6))
     ]
     assert ends[0]["lepton_pt"] == pytest.approx(ends[1]["lepton_pt"], abs=0.3)
     assert ends[0]["btag"] == pytest.approx(ends[1]["btag"], abs=0.005)
