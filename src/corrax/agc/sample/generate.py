@@ -129,7 +129,7 @@ def _origin_of(hadron_ids: np.ndarray) -> np.ndarray:
 
 def _lepton_origin(ids: np.ndarray, mother: np.ndarray, leptons: np.ndarray) -> np.ndarray:
     """NanoAOD's ``genPartFlav`` of final-state leptons (global indices ``leptons``):
-    1 from a W (or the tW stand-in's boson), 15 from a τ from one, 5/4/3 from a
+    1 from a W, 15 from a τ from one, 5/4/3 from a
     b/c/light hadron, 0 otherwise; found by walking up ``mother``."""
     origin = np.zeros(len(leptons), np.int32)
     via_tau = np.zeros(len(leptons), bool)
@@ -139,7 +139,7 @@ def _lepton_origin(ids: np.ndarray, mother: np.ndarray, leptons: np.ndarray) -> 
         if not open_.any():
             break
         pid = np.abs(ids[current])
-        boson = open_ & np.isin(pid, (24, 37))
+        boson = open_ & (pid == 24)
         origin[boson] = np.where(via_tau[boson], 15, 1)
         hadron = open_ & ~boson & (_origin_of(ids[current]) > 0)
         origin[hadron] = _origin_of(ids[current][hadron])
