@@ -43,10 +43,10 @@ columns named like NanoAOD. What is emulated (numbers: CMS Run 2 where cited):
   the pileup left after CMS's pileup correction, 0.03 GeV · nPU · |N(0, 1)| in a
   ΔR < 0.4 cone (scaled with the cone's area), over the lepton's pt.
   ``Electron_cutBased`` is the lower of an identification level drawn as 4, 3, 2, 1,
-  0 with probabilities 0.80, 0.08, 0.06, 0.03, 0.03 and the isolation level: the Fall17 V2 cut-based relative-isolation cuts (tight,
-  medium, loose, veto) 0.0287, 0.0478, 0.112, 0.198 + 0.506/pt (barrel) and 0.0445,
-  0.0658, 0.108, 0.203 + 0.963/pt (endcap), so identification and isolation are
-  correlated as in data. ``sip3d`` = 1.3 |N(0, 1)|, plus Exp(mean 10) for leptons
+  0 with probabilities 0.80, 0.08, 0.06, 0.03, 0.03 and the isolation level: the
+  Fall17 V2 cut-based relative-isolation cuts (tight, medium, loose, veto) 0.0287,
+  0.0478, 0.112, 0.198 + 0.506/pt (barrel) and 0.0445, 0.0658, 0.108, 0.203 +
+  0.963/pt (endcap), so identification and isolation are correlated as in data. ``sip3d`` = 1.3 |N(0, 1)|, plus Exp(mean 10) for leptons
   from b and c hadrons.
 """
 

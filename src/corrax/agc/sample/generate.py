@@ -129,8 +129,8 @@ def _origin_of(hadron_ids: np.ndarray) -> np.ndarray:
 
 def _lepton_origin(ids: np.ndarray, mother: np.ndarray, leptons: np.ndarray) -> np.ndarray:
     """NanoAOD's ``genPartFlav`` of final-state leptons (global indices ``leptons``):
-    1 from a W, 15 from a τ from one, 5/4/3 from a
-    b/c/light hadron, 0 otherwise; found by walking up ``mother``."""
+    1 from a W, 15 from a τ from one, 5/4/3 from a b/c/light hadron, 0 otherwise;
+    found by walking up ``mother``."""
     origin = np.zeros(len(leptons), np.int32)
     via_tau = np.zeros(len(leptons), bool)
     current = mother[leptons]

@@ -89,6 +89,10 @@ def _bar(matrices: np.ndarray) -> np.ndarray:
     return _GAMMA[0] @ np.conj(np.swapaxes(matrices, -1, -2)) @ _GAMMA[0]
 
 
+_W_VERTEX = _GAMMA @ _LEFT  # γ^α P_L: the W's vertex on a fermion line
+_W_VERTEX_BAR = _bar(_W_VERTEX)
+
+
 def production_tensor(b: np.ndarray, g: np.ndarray, top: np.ndarray, top_mass: float):
     """H^{μμ'} of b(b) g(g) → t(top) W⁻ (four-momenta ``(E, px, py, pz)``, GeV): the
     amplitude's W-index product summed over spins and the gluon's polarisations
@@ -127,9 +131,8 @@ def decay_weight(
 def _weight(hadron: np.ndarray, fermion: np.ndarray, antifermion: np.ndarray) -> float:
     w = fermion + antifermion
     numerator = -_METRIC + np.outer(_METRIC @ w, _METRIC @ w) / (w @ _METRIC @ w)  # P_{μα}
-    vertex = _GAMMA @ _LEFT
     lepton = np.einsum(
-        "ab,xbc,cd,Xda->xX", _slash(fermion), vertex, _slash(antifermion), _bar(vertex)
+        "ab,xbc,cd,Xda->xX", _slash(fermion), _W_VERTEX, _slash(antifermion), _W_VERTEX_BAR
     )
     full = np.einsum("mM,ma,MA,aA->", hadron, numerator, numerator, lepton).real
     unpolarised = (
@@ -161,7 +164,6 @@ class GbToTW(pythia8mc.Sigma2Process):
         self._pythia = pythia
         self._open: dict[int, float] = {}
         self._hadron: tuple[Any, Any] = (None, None)
-        self._sigma = 0.0
 
     def name(self) -> str:
         return "g b -> t W- (corrax)"
@@ -203,9 +205,7 @@ class GbToTW(pythia8mc.Sigma2Process):
         self._gluon_second = float(matrix_element_squared(self.sH, self.uH, self.m3, self.m4))
 
     def sigmaHat(self) -> float:
-        quark = self.id2 if self.id1 == 21 else self.id1
-        if abs(quark) != 5:
-            return 0.0
+        quark = self.id2 if self.id1 == 21 else self.id1  # a b or b̄ (``initFlux``)
         value = self._gluon_first if self.id1 == 21 else self._gluon_second
         return self._prefactor * value * self._open_fraction(quark)
 
