@@ -6,15 +6,16 @@ from __future__ import annotations
 
 import pickle
 
+import correctionlib
 import numpy as np
 from conftest import compilations
-from documents import REAL, STRING, binning, category, document, formula, variables
+from documents import REAL, STRING, binning, category, document, formula, text, variables
 
 import corrax
 
 
 def _document(marker: float) -> dict:
-    """A JEC-like document; ``marker`` makes its content (and compilations) unique."""
+    """A JEC-like document; ``marker`` (a formula parameter) makes its content unique."""
     inputs = variables(("syst", STRING), ("eta", REAL), ("pt", REAL))
     nominal = binning(
         "eta", [-2.5, 0.0, 2.5], [formula("[0]+[1]*x", ["pt"], [marker, 0.01]), 1.2], "clamp"
@@ -71,6 +72,37 @@ def test_different_contents_do_not_share():
     one = corrax.CorrectionSet(_document(1.0))["c"].evaluate("nom", eta, pt)
     two = corrax.CorrectionSet(_document(2.0))["c"].evaluate("nom", eta, pt)
     np.testing.assert_allclose(two - one, 1.0, rtol=1e-6)
+
+
+def _scale_factor(edges: list[float], values: list[float]) -> dict:
+    """A muon-like scale factor: the nominal and two variations, binned in |eta|."""
+    inputs = variables(("valtype", STRING), ("abseta", REAL))
+    choices = {
+        key: binning("abseta", edges, [v * factor for v in values], "clamp")
+        for key, factor in (("sf", 1.0), ("systup", 1.01), ("systdown", 0.99))
+    }
+    return document(category("valtype", choices), inputs)
+
+
+def test_corrections_differing_only_in_their_numbers_share_compiled_code():
+    """The sf/systup/systdown choices of a scale factor, and another file with the same
+    binning, compile once (per size rung) and each gives correctionlib's values;
+    different edges give their own values too (sharing code, never numbers)."""
+    abseta = np.linspace(0.0, 2.4, 1000)
+    docs = [
+        _scale_factor([0.0, 0.9, 1.2, 2.1, 2.4], [0.991, 0.987, 0.993, 0.978]),
+        _scale_factor([0.0, 0.9, 1.2, 2.1, 2.4], [0.95, 0.96, 0.97, 0.98]),
+        _scale_factor([0.0, 0.8, 1.3, 2.0, 2.4], [0.95, 0.96, 0.97, 0.98]),
+    ]
+    with compilations() as count:
+        for doc in docs:
+            ours = corrax.CorrectionSet(doc)["c"]
+            theirs = correctionlib.CorrectionSet.from_string(text(doc))["c"]
+            for key in ("sf", "systup", "systdown"):
+                np.testing.assert_array_equal(
+                    np.asarray(ours.evaluate(key, abseta)), theirs.evaluate(key, abseta)
+                )
+    assert count[0] <= 1, count[0]  # one size rung (1000 elements), not nine
 
 
 def test_copies_unpickled_in_one_process_are_one_set():

@@ -82,20 +82,26 @@ def _correct(real, **theta):
     return corrector(events.Jet, events.fixedGridRhoFastjetAll, events.event, pt_gen, **theta)
 
 
+def _hybrid(real, corrected):
+    """The jets the hybrid method smears deterministically (matched within 3σ)."""
+    events, _, _, pt_gen, cset = real
+    sigma = _flat(
+        cset[f"{JER_TAG}_MC_PtResolution_AK4PFchs"].evaluate(
+            events.Jet.eta, corrected.pt_jec, events.fixedGridRhoFastjetAll
+        )
+    )
+    relative = (_flat(corrected.pt_jec) - _flat(pt_gen)) / _flat(corrected.pt_jec)
+    return (_flat(pt_gen) > 0) & (np.abs(relative) < 3 * sigma)
+
+
 def test_corrected_jets_equal_coffeas_factory(real):
-    events, _, theirs, pt_gen, cset = real
+    theirs = real[2]
     ours = _correct(real)
     # JEC: every jet
     np.testing.assert_allclose(_flat(ours.pt_jec), _flat(theirs.pt_jec), rtol=1e-14)
     np.testing.assert_allclose(_flat(ours.mass_raw * ours.jec), _flat(theirs.mass_jec), rtol=1e-14)
     # JER and JES: jets smeared by the (deterministic) hybrid method
-    sigma = _flat(
-        cset[f"{JER_TAG}_MC_PtResolution_AK4PFchs"].evaluate(
-            events.Jet.eta, ours.pt_jec, events.fixedGridRhoFastjetAll
-        )
-    )
-    relative = (_flat(ours.pt_jec) - _flat(pt_gen)) / _flat(ours.pt_jec)
-    hybrid = (_flat(pt_gen) > 0) & (np.abs(relative) < 3 * sigma)
+    hybrid = _hybrid(real, ours)
     assert hybrid.sum() > 50
     np.testing.assert_allclose(_flat(ours.pt_jer)[hybrid], _flat(theirs.pt_jer)[hybrid], rtol=1e-14)
     for theta, key in [(1.0, "up"), (-1.0, "down")]:
@@ -106,6 +112,29 @@ def test_corrected_jets_equal_coffeas_factory(real):
         jer = _correct(real, jer=theta)
         want = theirs["JER"][key]
         np.testing.assert_allclose(_flat(jer.pt)[hybrid], _flat(want.pt)[hybrid], rtol=1e-14)
+
+
+def test_variations_in_one_pass_equal_coffeas_factory(real):
+    """``JetCorrector.variations``: the nominal jets and JES/JER up/down from one
+    evaluation of the JEC, the resolution and the noise equal coffea's variations."""
+    events, corrector, theirs, pt_gen, _ = real
+    shifted = corrector.variations(events.Jet, events.fixedGridRhoFastjetAll, events.event, pt_gen)
+    assert list(shifted) == ["nominal", "jes_up", "jes_down", "jer_up", "jer_down"]
+    nominal = _correct(real)
+    for field in ("pt", "mass", "pt_jec", "pt_jer", "jes_delta"):
+        np.testing.assert_array_equal(_flat(shifted["nominal"][field]), _flat(nominal[field]))
+    hybrid = _hybrid(real, nominal)
+    assert hybrid.sum() > 50
+    coffea = {
+        "jes_up": theirs["JES_Total"]["up"],
+        "jes_down": theirs["JES_Total"]["down"],
+        "jer_up": theirs["JER"]["up"],
+        "jer_down": theirs["JER"]["down"],
+    }
+    for name, want in coffea.items():
+        got = shifted[name]
+        np.testing.assert_allclose(_flat(got.pt)[hybrid], _flat(want.pt)[hybrid], rtol=1e-14)
+        np.testing.assert_allclose(_flat(got.mass)[hybrid], _flat(want.mass)[hybrid], rtol=1e-14)
 
 
 def test_stochastic_smearing_uses_correctionlibs_hashprng(real):

@@ -74,6 +74,8 @@ def test_readme_snippets_run_and_agree_with_correctionlib(tmp_path, monkeypatch,
     np.testing.assert_allclose(ak.flatten(ns["jec_factor"]), ak.flatten(want), rtol=1e-12)
     assert ak.all(ns["muon_weight"] > 0.9) and len(ns["muon_weight"]) == len(events)
     assert ak.all(ns["corrected"].pt > 0) and ns["dijet_mass"].type.length == len(events)
+    up = ns["corrector"](jets, events.fixedGridRhoFastjetAll, events.event, ns["pt_gen"], jes=1.0)
+    np.testing.assert_array_equal(ak.flatten(ns["jes_up_pt"]), ak.flatten(up.pt))
     # the jit-path snippet: the highest-pt trijet's mass, as awkward + vector give it
     first = ak.values_astype(ns["corrected"][:, :6], np.float64)  # NanoAOD's eta is float32
     triples = ak.combinations(first, 3, fields=["a", "b", "c"])

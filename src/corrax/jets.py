@@ -23,6 +23,7 @@ It depends on JAX and NumPy only; ``corrax.awkward.JetCorrector`` is its jagged 
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from typing import Any
 
 import jax
@@ -32,7 +33,7 @@ import numpy as np
 from .correctionset import CorrectionSet
 from .errors import InvalidArgumentError
 
-__all__ = ["JetCorrectionChain"]
+__all__ = ["DEFAULT_SHIFTS", "JetCorrectionChain"]
 
 _MIN_JET_ENERGY = 1e-2  # GeV, as in coffea's CorrectedJetsFactory
 
@@ -109,39 +110,94 @@ class JetCorrectionChain:
     ) -> dict[str, Any]:
         """The chain on flat per-jet arrays (``rho``, ``event`` already per jet):
         a dict with pt, mass (GeV) and the intermediate values, same shape."""
-        lib = jnp if any(_is_jax(x) for x in (pt_raw, eta, rho, jes, jer, pt_gen)) else np
-        jec = self.jec.evaluate(area, eta, pt_raw, rho)
+        shifts = {"": (jes, jer)}
+        return self.shifted_flat(pt_raw, mass_raw, eta, area, rho, event, pt_gen, shifts)[""]
+
+    def shifted_flat(
+        self,
+        pt_raw: Any,
+        mass_raw: Any,
+        eta: Any,
+        area: Any,
+        rho: Any,
+        event: Any = None,
+        pt_gen: Any = None,
+        shifts: Mapping[str, tuple[Any, Any]] | None = None,
+    ) -> dict[str, dict[str, Any]]:
+        """``correct_flat`` for several nuisance values at once: ``shifts`` maps a name
+        to (θ_JES, θ_JER) (default: nominal, ``jes_up/down``, ``jer_up/down``); returns
+        ``{name: correct_flat's dict}``. The JEC, the resolution and the noise are
+        evaluated once, the JER scale factor and the JES uncertainty once per θ_JER,
+        as coffea's ``CorrectedJetsFactory`` derives its variations from one
+        correction."""
+        if shifts is None:
+            shifts = dict(DEFAULT_SHIFTS)
+        thetas = [x for pair in shifts.values() for x in pair]
+        lib = jnp if any(_is_jax(x) for x in (pt_raw, eta, rho, pt_gen, *thetas)) else np
+
+        def evaluate(correction: Any, *inputs: Any) -> Any:
+            # eagerly, NumPy: arithmetic on JAX arrays would compile per chunk size
+            value = correction.evaluate(*inputs)
+            return value if lib is jnp else np.asarray(value)
+
+        jec = evaluate(self.jec, area, eta, pt_raw, rho)
         pt_jec, mass_jec = jec * pt_raw, jec * mass_raw
-        out = {"pt_raw": pt_raw, "mass_raw": mass_raw, "jec": jec, "pt_jec": pt_jec}
-        pt, mass = pt_jec, mass_jec
+        common = {"pt_raw": pt_raw, "mass_raw": mass_raw, "jec": jec, "pt_jec": pt_jec}
+        smear = None
         if self.resolution is not None:
             if event is None:
                 raise InvalidArgumentError(
                     "JER smearing needs the event numbers (they seed the noise)"
                 )
-            factor = self._jer_factor(lib, eta, rho, event, pt_gen, pt_raw, pt_jec, jer)
-            pt, mass = factor * pt_jec, factor * mass_jec
-            out.update({"jer": factor, "pt_jer": pt})
-        if self.uncertainty is not None:
-            delta = self.uncertainty.evaluate(eta, pt)
-            scale = 1.0 + jes * delta
-            pt, mass = scale * pt, scale * mass
-            out["jes_delta"] = delta
-        out.update({"pt": pt, "mass": mass})
-        return out
+            sigma = evaluate(self.resolution, eta, pt_jec, rho)
+            smear = (sigma, evaluate(self._noise, event, pt_raw, eta))
+        per_jer: dict[Any, dict[str, Any]] = {}  # θ_JER → the smeared jets and Δ there
+        results = {}
+        for name, (jes, jer) in shifts.items():
+            key = _theta_key(jer)
+            if key not in per_jer:
+                stage = {"pt": pt_jec, "mass": mass_jec}
+                if smear is not None:
+                    sf = evaluate(self._jer_theta, jer, eta)
+                    factor = _jer_factor(lib, eta, *smear, sf, pt_gen, pt_jec)
+                    stage = {"jer": factor, "pt_jer": factor * pt_jec}
+                    stage.update({"pt": stage["pt_jer"], "mass": factor * mass_jec})
+                if self.uncertainty is not None:
+                    stage["jes_delta"] = evaluate(self.uncertainty, eta, stage["pt"])
+                per_jer[key] = stage
+            stage = dict(per_jer[key])
+            pt, mass = stage.pop("pt"), stage.pop("mass")
+            if self.uncertainty is not None:
+                scale = 1.0 + jes * stage["jes_delta"]
+                pt, mass = scale * pt, scale * mass
+            results[name] = {**common, **stage, "pt": pt, "mass": mass}
+        return results
 
-    def _jer_factor(self, lib, eta, rho, event, pt_gen, pt_raw, pt_jec, theta):
-        sigma = self.resolution.evaluate(eta, pt_jec, rho)
-        sf = self._jer_theta.evaluate(theta, eta)
-        z = self._noise.evaluate(event, pt_raw, eta)
-        stochastic = 1.0 + lib.sqrt(lib.maximum(sf**2 - 1.0, 0.0)) * sigma * z
-        factor = stochastic
-        if pt_gen is not None:
-            relative = (pt_jec - pt_gen) / pt_jec
-            matched = (pt_gen > 0) & (lib.abs(relative) < 3.0 * sigma)
-            factor = lib.where(matched, 1.0 + (sf - 1.0) * relative, stochastic)
-        min_pt = _MIN_JET_ENERGY / lib.cosh(eta)
-        return lib.where(factor * pt_jec < min_pt, min_pt / pt_jec, factor)
+
+def _jer_factor(lib, eta, sigma, z, sf, pt_gen, pt_jec):
+    """The hybrid smearing factor (see the module docstring)."""
+    stochastic = 1.0 + lib.sqrt(lib.maximum(sf**2 - 1.0, 0.0)) * sigma * z
+    factor = stochastic
+    if pt_gen is not None:
+        relative = (pt_jec - pt_gen) / pt_jec
+        matched = (pt_gen > 0) & (lib.abs(relative) < 3.0 * sigma)
+        factor = lib.where(matched, 1.0 + (sf - 1.0) * relative, stochastic)
+    min_pt = _MIN_JET_ENERGY / lib.cosh(eta)
+    return lib.where(factor * pt_jec < min_pt, min_pt / pt_jec, factor)
+
+
+DEFAULT_SHIFTS: Mapping[str, tuple[float, float]] = {
+    "nominal": (0.0, 0.0),
+    "jes_up": (1.0, 0.0),
+    "jes_down": (-1.0, 0.0),
+    "jer_up": (0.0, 1.0),
+    "jer_down": (0.0, -1.0),
+}
+
+
+def _theta_key(theta: Any) -> Any:
+    """Equal Python numbers share one evaluation; arrays and tracers are their own."""
+    return float(theta) if isinstance(theta, int | float) else id(theta)
 
 
 def _is_jax(value: Any) -> bool:

@@ -28,10 +28,13 @@ x64 on); lower again after switching ``jax_enable_x64``.
 
 Lowerings of equal content share one static part (``_Layout``, interned by a digest
 of the correction's document, the string choices, the lowering mode and the
-precision, the default device): a correction unpickled, loaded again from its file or built afresh has
-the same static part as the first copy, so every copy shares the jitted evaluator's
-compiled code (whose cache is keyed by the static part's identity) and its tables,
-and is lowered only once per process.
+precision, the default device): a correction unpickled, loaded again from its file
+or built afresh has the same static part as the first copy, so it shares its tables
+and is lowered only once per process. The jitted evaluator's cache of compiled code
+is keyed by the static part's structure (node tree, leaf layout, integer tables),
+not its float tables, so lowerings that differ only in their numbers (a scale
+factor's ``sf``/``systup``/``systdown``, the same binning in another file) share
+compiled code too.
 """
 
 from __future__ import annotations
@@ -92,8 +95,11 @@ class _Layout:
     """The static part of one lowering: structure, integer tables, leaf layout, and the
     float tables of the document (the leaves a fresh lowering starts from).
 
-    Compared by identity, so that replacing the float leaves never re-traces a
-    jitted function, and hashing it costs nothing; interned by content (see the
+    Compared by its structure (``structure``: a digest of the node tree, the leaf
+    layout and the integer tables, not of the float tables), so that replacing the
+    float leaves never re-traces a jitted function, and corrections that differ only
+    in their float tables — the ``sf``/``systup``/``systdown`` choices of a scale
+    factor, one file's years — share compiled code; interned by content (see the
     module docstring), so that equal corrections have one.
     """
 
@@ -107,6 +113,7 @@ class _Layout:
         "names",
         "node",
         "strings",
+        "structure",
         "treedef",
     )
 
@@ -122,6 +129,26 @@ class _Layout:
         self.is_float = is_float
         self.int_tables = int_tables
         self.names = names
+        self.structure = _structure_digest(node, treedef, is_float, int_tables, differentiable)
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, _Layout) and other.structure == self.structure
+
+    def __hash__(self) -> int:
+        return hash(self.structure)
+
+
+def _structure_digest(node, treedef, is_float, int_tables, differentiable) -> bytes:
+    """What a jitted evaluation of a layout depends on besides its float leaves (whose
+    shapes and dtypes ``jit`` keys itself): the node tree (frozen dataclasses of
+    ints, strings and tuples, so its ``repr`` is exact), the leaf layout and the
+    integer tables, which a trace closes over as constants."""
+    h = hashlib.blake2b(repr((node, str(treedef), is_float, differentiable)).encode())
+    for table in int_tables:
+        host = np.asarray(table)
+        h.update(repr((host.dtype.str, host.shape)).encode())
+        h.update(np.ascontiguousarray(host).tobytes())
+    return h.digest()
 
 
 def _path_name(path) -> str:

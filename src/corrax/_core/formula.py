@@ -204,6 +204,7 @@ _UNARY_OPS = {
     "ACOSH": jnp.arccosh,
     "ASINH": jnp.arcsinh,
     "ATANH": jnp.arctanh,
+    "SQUARE": lambda x: x * x,
 }
 
 
@@ -233,6 +234,19 @@ def remap_slots(tree: tuple, remap: dict[int, int]) -> tuple:
     if kind == "unary":
         return ("unary", tree[1], remap_slots(tree[2], remap))
     return ("binary", tree[1], remap_slots(tree[2], remap), remap_slots(tree[3], remap))
+
+
+def squared_powers(tree: tuple, uniform: dict[int, float]) -> tuple:
+    """The tree with ``pow(a, k)`` as ``a * a`` where slot k holds 2 in every instance."""
+    kind = tree[0]
+    if kind in ("slot", "var"):
+        return tree
+    if kind == "unary":
+        return ("unary", tree[1], squared_powers(tree[2], uniform))
+    left, right = squared_powers(tree[2], uniform), squared_powers(tree[3], uniform)
+    if tree[1] == "POW" and right[0] == "slot" and uniform.get(right[1]) == 2.0:
+        return ("unary", "SQUARE", left)
+    return ("binary", tree[1], left, right)
 
 
 _COMPARISONS = ("GREATER", "LESS", "GREATEREQ", "LESSEQ")

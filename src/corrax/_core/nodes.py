@@ -235,6 +235,8 @@ class Formula(Node):
                 remap[k] = len(columns)
                 columns.append(column)
         tree = _formula.remap_slots(self.tree, remap)
+        uniform = {j: float(c[0]) for j, c in enumerate(columns) if c.shape[0] == 1}
+        tree = _formula.squared_powers(tree, uniform)
         return Formula(tree, len(columns)), {"slots": tuple(columns)}
 
 

@@ -89,11 +89,32 @@ class JetCorrector(JetCorrectionChain):
         """Corrected jagged jets as ``Momentum4D`` records.
 
         ``jets``: records with pt, eta, phi, mass, area (and rawFactor, unless
-        ``pt_raw``/``mass_raw`` are given), named as in ``name_map``; ``rho``: per event; ``event``: the event
-        number per event (seeds the stochastic smearing; required with JER);
-        ``pt_gen``: the matched generator-jet pt per jet, 0 where unmatched (None:
-        stochastic smearing for every jet); ``jes``, ``jer``: nuisance parameters θ.
+        ``pt_raw``/``mass_raw`` are given), named as in ``name_map``; ``rho``: per
+        event; ``event``: the event number per event (seeds the stochastic smearing;
+        required with JER); ``pt_gen``: the matched generator-jet pt per jet, 0 where
+        unmatched (None: stochastic smearing for every jet); ``jes``, ``jer``: nuisance
+        parameters θ.
         """
+        shifts = {"": (jes, jer)}
+        return self.variations(jets, rho, event, pt_gen, shifts, pt_raw=pt_raw, mass_raw=mass_raw)[
+            ""
+        ]
+
+    def variations(
+        self,
+        jets: ak.Array,
+        rho: Any,
+        event: Any = None,
+        pt_gen: Any = None,
+        shifts: Mapping[str, tuple[Any, Any]] | None = None,
+        *,
+        pt_raw: Any = None,
+        mass_raw: Any = None,
+    ) -> dict[str, ak.Array]:
+        """``{name: corrected jets}`` for each (θ_JES, θ_JER) of ``shifts`` (default
+        ``corrax.jets.DEFAULT_SHIFTS``: nominal, ``jes_up/down``, ``jer_up/down``),
+        the corrections shared between them (``JetCorrectionChain.shifted_flat``);
+        the other arguments as for calling the corrector."""
         for role, given in (("ptRaw", pt_raw), ("massRaw", mass_raw)):
             if given is None and self.name_map[role] in jets.fields:
                 if role == "ptRaw":
@@ -107,10 +128,19 @@ class JetCorrector(JetCorrectionChain):
         if event is not None:
             event = ak.values_astype(event, np.int64)
         eta, area = self._field(jets, "JetEta"), self._field(jets, "JetA")
-        inputs = [pt_raw, mass_raw, eta, area, rho, event, pt_gen, jes, jer]
-        columns = map_columns(self.correct_flat, inputs)
-        fields = {"pt": columns.pop("pt"), "eta": eta, "phi": self._field(jets, "JetPhi")}
-        fields["mass"] = columns.pop("mass")
-        return ak.zip(
-            {**fields, **columns}, with_name="Momentum4D", behavior=vector_awkward.behavior
-        )
+        phi = self._field(jets, "JetPhi")
+
+        def flat(*inputs: Any) -> dict[tuple[str, str], Any]:
+            shifted = self.shifted_flat(*inputs, shifts=shifts)
+            return {(name, k): v for name, values in shifted.items() for k, v in values.items()}
+
+        columns = map_columns(flat, [pt_raw, mass_raw, eta, area, rho, event, pt_gen])
+        names = dict.fromkeys(name for name, _ in columns)
+        result = {}
+        for name in names:
+            fields = {k: v for (n, k), v in columns.items() if n == name}
+            ordered = {"pt": fields.pop("pt"), "eta": eta, "phi": phi, "mass": fields.pop("mass")}
+            result[name] = ak.zip(
+                {**ordered, **fields}, with_name="Momentum4D", behavior=vector_awkward.behavior
+            )
+        return result

@@ -35,9 +35,10 @@ from typing import Any
 import awkward as ak
 import hist
 import numpy as np
-import vector.backends.awkward as vector_awkward
+import vector
 
 from ...awkward import Binding, JetCorrector, argument, product, with_corrections
+from ...jets import DEFAULT_SHIFTS
 from .. import definition
 from ..corrections import (
     ELECTRON_WORKING_POINT,
@@ -85,31 +86,38 @@ class JetSystematics:
     def names(self) -> list[str]:
         names = list(JET_VARIATIONS)
         if self.corrector is not None:
-            names += ["jes_up", "jes_down", "jer_up", "jer_down"]
+            names += [name for name in DEFAULT_SHIFTS if name != "nominal"]
         return names
 
-    def _corrected(self, events: Any, jes: float = 0.0, jer: float = 0.0):
+    def _corrected(self, events: Any, names: list[str]) -> dict[str, tuple[ak.Array, ak.Array]]:
+        """(pt, mass) of the nominal jets and of the real-style shifts in ``names``."""
         jets = events.Jet
         if self.corrector is None:
             # float64, as the AGC's variations (pt × 1.03) and correctionlib compute
-            return ak.values_astype(jets.pt, np.float64), ak.values_astype(jets.mass, np.float64)
-        corrected = self.corrector(
+            pt, mass = (
+                ak.values_astype(jets.pt, np.float64),
+                ak.values_astype(jets.mass, np.float64),
+            )
+            return {"nominal": (pt, mass)}
+        shifts = {
+            name: DEFAULT_SHIFTS[name] for name in ["nominal", *names] if name in DEFAULT_SHIFTS
+        }
+        corrected = self.corrector.variations(
             jets,
             events.fixedGridRhoFastjetAll,
             events.event,
-            matched_gen_pt(events.Jet.genJetIdx, events.GenJet.pt),
-            jes=jes,
-            jer=jer,
+            matched_gen_pt(jets.genJetIdx, events.GenJet.pt),
+            shifts,
         )
-        return corrected.pt, corrected.mass
+        return {name: (shifted.pt, shifted.mass) for name, shifted in corrected.items()}
 
     def __call__(
         self, events: Any, names: list[str] | None = None
     ) -> dict[str, tuple[ak.Array, ak.Array]]:
         """``{variation: (pt, mass)}`` for ``names`` (default: every variation)."""
         names = self.names() if names is None else names
-        pt, mass = self._corrected(events)
-        result = {"nominal": (pt, mass)}
+        result = self._corrected(events, names)
+        pt, mass = result["nominal"]
         if "pt_scale_up" in names:
             result["pt_scale_up"] = (pt * SCALE_UP, mass)
         if "pt_res_up" in names:
@@ -118,10 +126,6 @@ class JetSystematics:
             fields = ak.zip({"event": event, "pt": jets.pt, "phi": jets.phi}, with_name="AGCJet")
             z = with_corrections(fields, noise=self.noise).noise
             result["pt_res_up"] = (pt * (1.0 + RESOLUTION_WIDTH * z), mass)
-        shifts = {"jes_up": (1, 0), "jes_down": (-1, 0), "jer_up": (0, 1), "jer_down": (0, -1)}
-        for name, (jes, jer) in shifts.items():
-            if name in names:
-                result[name] = self._corrected(events, jes, jer)
         return {name: result[name] for name in names}
 
 
@@ -134,24 +138,30 @@ def _leptons(events: Any, cuts: Cuts) -> tuple[ak.Array, ak.Array]:
     return electrons[good_electron], muons[good_muon]
 
 
-def _four_vectors(jets: ak.Array) -> ak.Array:
-    return ak.zip(
-        {"pt": jets.pt, "eta": jets.eta, "phi": jets.phi, "mass": jets.mass},
-        with_name="Momentum4D",
-        behavior=vector_awkward.behavior,
-    )
+def _flat_momenta(fields: ak.Array) -> vector.MomentumNumpy4D:
+    """The flat momenta of jagged records with four-momentum fields (vector's NumPy
+    backend: one call per operation for every object, where its awkward backend
+    costs milliseconds per call on small chunks)."""
+    flat = ak.flatten(fields)
+    return vector.array({name: ak.to_numpy(flat[name]) for name in flat.fields})
 
 
 def m_bjj(jets: ak.Array, btag_cut: float) -> ak.Array:
     """Per event: the mass of the highest-pt trijet with a b-tagged jet (None if none)."""
+    momenta = _flat_momenta(jets[["pt", "eta", "phi", "mass"]])
+    cartesian = {"px": momenta.px, "py": momenta.py, "pz": momenta.pz, "E": momenta.E}
+    cartesian["btag"] = ak.to_numpy(ak.flatten(jets.btagCSVV2))
     trijet = ak.combinations(
-        ak.zip({"p4": _four_vectors(jets), "btag": jets.btagCSVV2}), 3, fields=["a", "b", "c"]
+        ak.unflatten(ak.zip(cartesian), ak.num(jets.pt)), 3, fields=["a", "b", "c"]
     )
-    p4 = trijet.a.p4 + trijet.b.p4 + trijet.c.p4
+    a, b, c = (_flat_momenta(trijet[j][["px", "py", "pz", "E"]]) for j in "abc")
+    p4 = a + b + c
+    counts = ak.num(trijet)
+    pt, mass = ak.unflatten(p4.pt, counts), ak.unflatten(p4.mass, counts)
     max_btag = np.maximum(trijet.a.btag, np.maximum(trijet.b.btag, trijet.c.btag))
-    p4 = p4[definition.above(max_btag, btag_cut)]
-    best = ak.argmax(p4.pt, axis=1, keepdims=True)
-    return ak.firsts(p4[best].mass)
+    tagged = definition.above(max_btag, btag_cut)
+    best = ak.argmax(pt[tagged], axis=1, keepdims=True)
+    return ak.firsts(mass[tagged][best])
 
 
 def _regions(jets: ak.Array, n_leptons: ak.Array, cuts: Cuts) -> dict[str, tuple[Any, Any]]:
@@ -191,7 +201,7 @@ class _Weights:
             )
 
     def scale_factors(
-        self, events, electrons, muons, jets, cuts, variations: bool = True
+        self, events, electrons, muons, variations: bool = True
     ) -> dict[str, ak.Array]:
         """Per event: the product of the real-style factors (``"nominal"``) and, with
         ``variations``, each of their variations (``"<name>_<up|down>"``)."""
@@ -258,6 +268,41 @@ class Analysis:
         self, events: Any, process: str, variation: str, norm: float, use_genweight: bool = True
     ) -> dict[str, hist.Hist]:
         """Histograms (``{"4j1b": Hist, "4j2b": Hist}``) of one chunk of NanoEvents."""
+        return self.process_chunk(events, process, variation, norm, use_genweight)[0]
+
+    def process_chunk(
+        self,
+        events: Any,
+        process: str,
+        variation: str,
+        norm: float,
+        use_genweight: bool = True,
+        report: bool = False,
+        variation_norms: Mapping[str, float] | None = None,
+    ) -> tuple[dict[str, hist.Hist], dict[str, dict[str, Any]] | None]:
+        """(``process_events``'s histograms, and with ``report`` the chunk's
+        ``selection_report`` from the same nominal jets and weights)."""
+        nominal_sample = variation == "nominal" and self.variations
+        names = self.jets.names() if nominal_sample else ["nominal"]
+        if not self.real_variations:
+            names = [n for n in names if n in JET_VARIATIONS]
+        chunk = (events, process, variation, norm, use_genweight)
+        return self._process(*chunk, names, nominal_sample, report, variation_norms)
+
+    def _process(
+        self,
+        events,
+        process,
+        variation,
+        norm,
+        use_genweight,
+        names,
+        nominal_sample,
+        report,
+        variation_norms,
+    ):
+        """(histograms, report or None) of the jet variations ``names``; the weight
+        variations too where ``nominal_sample``."""
         output = {region: histogram() for region in REGIONS}
         cuts = self.cuts
         if self.split is not None:
@@ -269,22 +314,25 @@ class Analysis:
         # float64: NanoAOD's genWeight is float32, the normalisation is not rounded to it
         gen_weight = ak.values_astype(events.genWeight, np.float64)
         base = norm * (gen_weight if use_genweight else ak.ones_like(gen_weight))
-        nominal_sample = variation == "nominal" and self.variations
-        names = self.jets.names() if nominal_sample else ["nominal"]
-        if not self.real_variations:
-            names = [n for n in names if n in JET_VARIATIONS]
+        # the lepton scale factors and the jet identification are the same for every
+        # jet variation
+        factors = self.weights.scale_factors(
+            events, electrons, muons, variations=self.real_variations and nominal_sample
+        )
+        weight = base * factors["nominal"]
+        identified = definition.jet_identified(events.Jet, cuts)
+        # plain records: NanoEvents' jets compute pt through vector's behavior on
+        # every access, which costs more than the selection on small chunks
+        fixed = {name: events.Jet[name] for name in ("eta", "phi", "btagCSVV2")}
+        summary = None
         for jet_variation, (pt, mass) in self.jets(events, names).items():
-            jets = ak.with_field(ak.with_field(events.Jet, pt, "pt"), mass, "mass")
-            jets = jets[
-                definition.jet_selected(jets.pt, definition.jet_identified(jets, cuts), cuts)
-            ]
-            factors = self.weights.scale_factors(
-                events, electrons, muons, jets, cuts,
-                variations=self.real_variations and jet_variation == "nominal",
-            )  # fmt: skip
-            weight = base * factors["nominal"]
+            jets = ak.zip({"pt": pt, "mass": mass, **fixed}, with_name="AGCJet")
+            jets = jets[definition.jet_selected(pt, identified, cuts)]
             label = variation if jet_variation == "nominal" else jet_variation
-            for region, (mask, observable) in _regions(jets, n_leptons, cuts).items():
+            regions = _regions(jets, n_leptons, cuts)
+            if report and jet_variation == "nominal":
+                summary = _report(events, n_leptons, jets, weight, regions, variation_norms)
+            for region, (mask, observable) in regions.items():
                 fill = _filler(output[region], process, observable)
                 fill(label, weight[mask])
                 if jet_variation != "nominal" or not nominal_sample:
@@ -301,7 +349,7 @@ class Analysis:
                             jets[mask], syst, direction
                         )
                     fill(name, weight[mask] * per_jet[syst, direction][:, rank])
-        return output
+        return output, summary
 
     def cutflow(self, events: Any, norm: float, use_genweight: bool = True) -> dict[str, float]:
         """Weighted events after each selection step (nominal jets and weights, no
@@ -322,42 +370,34 @@ class Analysis:
         Σg²(w − 1)² (``variance``, the shift's MC variance), g the nominal weight and
         w the ratio times ``variation_norms[name]`` (the variation's normalisation
         over the nominal's, default 1)."""
-        if self.split is not None:
-            events = events[events.event % 2 == (0 if self.split == "even" else 1)]
-            norm = 2.0 * norm
-        cuts = self.cuts
-        electrons, muons = _leptons(events, cuts)
-        n_leptons = ak.num(electrons.pt) + ak.num(muons.pt)
-        gen_weight = ak.values_astype(events.genWeight, np.float64)
-        base = norm * (gen_weight if use_genweight else ak.ones_like(gen_weight))
-        pt, mass = self.jets(events, ["nominal"])["nominal"]
-        jets = ak.with_field(ak.with_field(events.Jet, pt, "pt"), mass, "mass")
-        jets = jets[definition.jet_selected(jets.pt, definition.jet_identified(jets, cuts), cuts)]
-        factors = self.weights.scale_factors(events, electrons, muons, jets, cuts, variations=False)
-        weight = base * factors["nominal"]
-        one_lepton = n_leptons == 1
-        four_jets = one_lepton & (ak.num(jets.pt) >= 4)
-        regions = _regions(jets, n_leptons, cuts)
-        steps = {"written": weight, "one lepton": weight[one_lepton]}
-        steps["≥ 4 jets"] = weight[four_jets]
-        steps.update({region: weight[mask] for region, (mask, _) in regions.items()})
-        report: dict[str, dict[str, Any]] = {
-            "cutflow": {step: float(ak.sum(w)) for step, w in steps.items()}
-        }
-        if "VariationWeight" in events.fields:
-            ratios = events.VariationWeight
-            scale = variation_norms or {}
-            report["variations"] = {
-                name: {
-                    region: _shift_sums(
-                        weight[mask],
-                        ak.values_astype(ratios[name][mask], np.float64) * scale.get(name, 1.0),
-                    )
-                    for region, (mask, _) in regions.items()
-                }
-                for name in ratios.fields
+        chunk = (events, "", "nominal", norm, use_genweight)
+        return self._process(*chunk, ["nominal"], False, True, variation_norms)[1]
+
+
+def _report(events, n_leptons, jets, weight, regions, variation_norms) -> dict[str, Any]:
+    """The selection report (see ``Analysis.selection_report``) of selected jets."""
+    one_lepton = n_leptons == 1
+    four_jets = one_lepton & (ak.num(jets.pt) >= 4)
+    steps = {"written": weight, "one lepton": weight[one_lepton]}
+    steps["≥ 4 jets"] = weight[four_jets]
+    steps.update({region: weight[mask] for region, (mask, _) in regions.items()})
+    report: dict[str, dict[str, Any]] = {
+        "cutflow": {step: float(ak.sum(w)) for step, w in steps.items()}
+    }
+    if "VariationWeight" in events.fields:
+        ratios = events.VariationWeight
+        scale = variation_norms or {}
+        report["variations"] = {
+            name: {
+                region: _shift_sums(
+                    weight[mask],
+                    ak.values_astype(ratios[name][mask], np.float64) * scale.get(name, 1.0),
+                )
+                for region, (mask, _) in regions.items()
             }
-        return report
+            for name in ratios.fields
+        }
+    return report
 
 
 def _shift_sums(weight: ak.Array, ratio: ak.Array) -> dict[str, float]:

@@ -35,21 +35,18 @@ class AGCProcessor(processor.ProcessorABC):
 
     def _process(self, events: Any) -> dict[str, Any]:
         meta = events.metadata
-        histograms = self.analysis.process_events(
+        nominal = meta["variation"] == "nominal"
+        histograms, report = self.analysis.process_chunk(
             events,
             meta["process"],
             meta["variation"],
             meta["norm"],
             use_genweight=meta.get("use_genweight", True),
+            report=nominal,
+            variation_norms=meta.get("variation_norms"),
         )
         output = {**histograms, "events": len(events)}
-        if meta["variation"] == "nominal":
-            report = self.analysis.selection_report(
-                events,
-                meta["norm"],
-                use_genweight=meta.get("use_genweight", True),
-                variation_norms=meta.get("variation_norms"),
-            )
+        if report is not None:
             output["cutflow"] = {meta["process"]: report["cutflow"]}
             if "variations" in report:
                 output["variations"] = {meta["process"]: report["variations"]}
