@@ -176,8 +176,9 @@ def oracle_evaluate(corr: Any, args: list) -> tuple[np.ndarray, np.ndarray]:
     return out, failed
 
 
-def jit_evaluate(corr: Any, args: list) -> np.ndarray:
-    """corrax under jax.jit: strings static (closed over), numbers as jit arguments."""
+def jit_evaluate_closed(corr: Any, args: list) -> np.ndarray:
+    """corrax under jax.jit with the correction closed over (its tables become
+    constants of the compiled program), numbers as jit arguments."""
     numeric = [i for i, a in enumerate(args) if not isinstance(a, str)]
 
     def call(*numbers):
@@ -187,6 +188,20 @@ def jit_evaluate(corr: Any, args: list) -> np.ndarray:
         return corr.evaluate(*full)
 
     return np.asarray(jax.jit(call)(*[args[i] for i in numeric]))
+
+
+@jax.jit
+def _evaluate_lowered(lowered: Any, numbers: tuple) -> jax.Array:
+    return lowered.evaluate(*numbers)
+
+
+def jit_evaluate(corr: Any, args: list) -> np.ndarray:
+    """corrax under jax.jit: the correction lowered for its string arguments and passed
+    as a pytree argument (so corrections of one structure share a compilation), the
+    numbers as jit arguments."""
+    strings = {corr.inputs[i].name: a for i, a in enumerate(args) if isinstance(a, str)}
+    numbers = tuple(a for a in args if not isinstance(a, str))
+    return np.asarray(_evaluate_lowered(corr.lower(**strings), numbers))
 
 
 def oracle_set(source: Any) -> correctionlib.CorrectionSet:
