@@ -359,10 +359,19 @@ def _sigma(
     return pythia.infoPython().sigmaGen() * 1e9  # mb → pb
 
 
-def kept_fraction(process: Process, seed: int, events: int = 20_000) -> float:
-    """Σ over decay configurations of σ(restricted) / σ(reference), measured."""
+def kept_fraction(process: Process, seed: int, events: int | None = None) -> float:
+    """Σ over decay configurations of σ(restricted) / σ(reference), measured.
+
+    ``events`` per cross-section run (default 20,000 against a ``reference`` of other
+    settings, W+jets; 1,000 otherwise: a restriction of the resonances' decay
+    channels only, without resonance decays, changes each event's cross section by
+    the open fraction alone, so the ratio is exact at any size — 1,000 and 20,000
+    events agree to 1e-15 for every top process — and tW's Python matrix element
+    took 25 s for 20,000)."""
     from .samples import _COMMON
 
+    if events is None:
+        events = 20_000 if process.reference is not None else 1_000
     reference = process.reference or process.settings
     add = process.add_process if process.reference is None else None
     inclusive = _sigma((*_COMMON, *reference), seed, events, add)
