@@ -96,9 +96,8 @@ class JetCorrector(JetCorrectionChain):
         parameters θ.
         """
         shifts = {"": (jes, jer)}
-        return self.variations(jets, rho, event, pt_gen, shifts, pt_raw=pt_raw, mass_raw=mass_raw)[
-            ""
-        ]
+        raw = {"pt_raw": pt_raw, "mass_raw": mass_raw}
+        return self.variations(jets, rho, event, pt_gen, shifts, **raw)[""]
 
     def variations(
         self,
@@ -135,12 +134,20 @@ class JetCorrector(JetCorrectionChain):
             return {(name, k): v for name, values in shifted.items() for k, v in values.items()}
 
         columns = map_columns(flat, [pt_raw, mass_raw, eta, area, rho, event, pt_gen])
-        names = dict.fromkeys(name for name, _ in columns)
-        result = {}
-        for name in names:
-            fields = {k: v for (n, k), v in columns.items() if n == name}
-            ordered = {"pt": fields.pop("pt"), "eta": eta, "phi": phi, "mass": fields.pop("mass")}
-            result[name] = ak.zip(
-                {**ordered, **fields}, with_name="Momentum4D", behavior=vector_awkward.behavior
+        by_shift: dict[str, dict[str, ak.Array]] = {}
+        for (name, field), values in columns.items():
+            by_shift.setdefault(name, {})[field] = values
+        return {
+            name: ak.zip(
+                {
+                    "pt": fields.pop("pt"),
+                    "eta": eta,
+                    "phi": phi,
+                    "mass": fields.pop("mass"),
+                    **fields,
+                },
+                with_name="Momentum4D",
+                behavior=vector_awkward.behavior,
             )
-        return result
+            for name, fields in by_shift.items()
+        }
