@@ -40,6 +40,7 @@ compiled code too.
 from __future__ import annotations
 
 import hashlib
+import operator
 import threading
 import weakref
 from collections.abc import Sequence
@@ -128,6 +129,7 @@ class _Layout:
     __slots__ = (
         "__weakref__",
         "differentiable",
+        "host",
         "int_tables",
         "is_float",
         "leaves",
@@ -152,6 +154,7 @@ class _Layout:
         self.int_tables = int_tables
         self.names = names
         self.structure = _structure_digest(node, treedef, is_float, int_tables, differentiable)
+        self.host: bool | None = None  # whether NumPy can evaluate it (found on first use)
 
     def __eq__(self, other: object) -> bool:
         return isinstance(other, _Layout) and other.structure == self.structure
@@ -268,6 +271,8 @@ class LoweredCorrection(_Lowered):
         self._layout = layout
         self._relaxation = relaxation
         self._leaves = tuple(leaves)
+        self._host_tables: Any = None  # NumPy views of the tables, made on first use
+        self._host: bool | None = None  # whether NumPy can evaluate it (found on first use)
 
     @classmethod
     def build(
@@ -369,6 +374,25 @@ class LoweredCorrection(_Lowered):
     def _evaluate(self, inputs: tuple) -> tuple[jax.Array, jax.Array]:
         return nodes.evaluate_root(self._layout.node, self.tables(), inputs, self._relaxation)
 
+    def _runs_on_host(self) -> bool:
+        """Whether eager calls can evaluate with NumPy: exact mode, float64 tables
+        (x64 on when lowered), and no node written for JAX only."""
+        if self._host is None:
+            layout = self._layout
+            if layout.host is None:
+                layout.host = nodes.runs_on_host(layout.node)
+            float64 = all(np.dtype(leaf.dtype) == np.float64 for leaf in self._leaves)
+            self._host = layout.host and float64 and self._relaxation == EXACT
+        return self._host
+
+    def _evaluate_host(self, inputs: tuple) -> tuple[np.ndarray, np.ndarray]:
+        """``_evaluate`` with NumPy, on NumPy inputs (see ``_runs_on_host``)."""
+        if self._host_tables is None:
+            host = jax.tree_util.tree_map(np.asarray, self.tables())
+            self._host_tables = host
+        node = self._layout.node
+        return nodes.evaluate_root(node, self._host_tables, inputs, self._relaxation, host=True)
+
     def _raise(self, errors: np.ndarray, inputs: Sequence[Any], context: str = "") -> None:
         values = _inputs.merged(self.strings, inputs)
         _diagnostics.raise_first_error(self.model, np.asarray(errors), values, context)
@@ -385,8 +409,8 @@ document: ``Correction.bind(*strings)``, i.e. ``lower(*strings, differentiable=T
 
 
 _COMPOUND_OPS = {
-    "+": jnp.add,
-    "*": jnp.multiply,
+    "+": operator.add,
+    "*": operator.mul,
     "/": true_divide,
     "last": lambda _, new: new,
 }
@@ -444,20 +468,31 @@ class LoweredCompound(_Lowered):
         return f"<corrax.LoweredCompound {_inputs.signature(self.name, self.inputs)}>"
 
     def _evaluate(self, inputs: tuple) -> tuple[jax.Array, jax.Array]:
+        return self._chain(inputs, jnp, lambda member, numbers: member._evaluate(numbers))
+
+    def _runs_on_host(self) -> bool:
+        return all(member._runs_on_host() for member in self._members)
+
+    def _evaluate_host(self, inputs: tuple) -> tuple[np.ndarray, np.ndarray]:
+        return self._chain(inputs, np, lambda member, numbers: member._evaluate_host(numbers))
+
+    def _chain(self, inputs: tuple, xp: Any, evaluate: Any) -> tuple[Any, Any]:
+        """The members evaluated in turn (``evaluate(member, inputs)``), with array
+        library ``xp``."""
         layout = self._layout
-        shape = jnp.broadcast_shapes(*(jnp.shape(x) for x in inputs if x is not None))
-        values = [None if x is None else jnp.broadcast_to(x, shape) for x in inputs]
+        shape = xp.broadcast_shapes(*(xp.shape(x) for x in inputs if x is not None))
+        values = [None if x is None else xp.broadcast_to(x, shape) for x in inputs]
         input_op = _COMPOUND_OPS[layout.model.input_op]
         output_op = _COMPOUND_OPS[layout.model.output_op]
         out = err = None
         for k, (member, input_map) in enumerate(zip(self._members, layout.input_maps, strict=True)):
-            factor, member_err = member._evaluate(tuple(values[p] for p in input_map))
-            member_err = jnp.where(member_err != 0, member_err + k * STACK_STRIDE, 0)
+            factor, member_err = evaluate(member, tuple(values[p] for p in input_map))
+            member_err = xp.where(member_err != 0, member_err + k * STACK_STRIDE, 0)
             err = member_err if err is None else nodes.combine_errors(err, member_err)
             for position in layout.updates:
                 values[position] = input_op(values[position], factor)
             out = factor if out is None else output_op(out, factor)
-        return jnp.where(err != 0, jnp.nan, out), err
+        return xp.where(err != 0, np.nan, out), err
 
     def _raise(self, errors: np.ndarray, inputs: Sequence[Any]) -> None:
         errors = np.asarray(errors)

@@ -1,2 +1,3 @@
 """The core: a correction's nodes lowered to static structure plus tables, evaluated
-by pure JAX functions. No I/O and no Python work per call."""
+by pure functions written once against an array library (``backend``): jax.numpy
+under ``jit``/``grad``/``vmap``, NumPy for eager calls on the host. No I/O."""

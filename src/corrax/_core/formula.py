@@ -1,4 +1,5 @@
-"""TFormula expressions: parsed by correctionlib, evaluated with jax.numpy.
+"""TFormula expressions: parsed by correctionlib, evaluated with jax.numpy (or NumPy
+on the host, see ``backend``).
 
 correctionlib's own PEG parser (``correctionlib._core.Formula``) builds the syntax
 tree, so precedence and grammar quirks (``-x^2 == +x^2``, right-associative ``^``)
@@ -13,6 +14,7 @@ from __future__ import annotations
 
 import functools
 import json
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -24,6 +26,7 @@ from correctionlib import _core
 
 from ..errors import InvalidDocumentError
 from . import relax as _relax
+from .backend import namespace, on_host
 
 _Ast = _core.FormulaAst
 _UNARY = _Ast.UnaryOp
@@ -138,8 +141,10 @@ def true_divide(numerator, denominator):
     XLA rewrites a division by anything it can prove to be a broadcast scalar (also
     a gather from a one-row table) into a multiplication by its reciprocal, which is
     off by one ulp for about half of all inputs. Hiding the denominator behind an
-    optimization barrier keeps the real division.
+    optimization barrier keeps the real division. (NumPy divides as written.)
     """
+    if on_host(numerator, denominator):
+        return np.true_divide(numerator, denominator)
     shape = jnp.broadcast_shapes(jnp.shape(numerator), jnp.shape(denominator))
     denominator = jax.lax.optimization_barrier(jnp.broadcast_to(denominator, shape))
     return numerator / denominator
@@ -152,60 +157,74 @@ def separately_rounded(product, zero):
     multiply-add (optimization barriers are removed before code generation). XOR-ing
     the product's bits with those of ``zero`` (a +0.0 the compiler cannot prove to be
     zero, e.g. ``x - x`` for a finite x) hides the product from that contraction.
+    NumPy rounds every operation on its own.
     """
+    if on_host(product):
+        return product
     unsigned = jnp.uint64 if product.dtype == jnp.float64 else jnp.uint32
     bits = jax.lax.bitcast_convert_type(product, unsigned)
     zero_bits = jax.lax.bitcast_convert_type(jnp.asarray(zero, product.dtype), unsigned)
     return jax.lax.bitcast_convert_type(bits ^ zero_bits, product.dtype)
 
 
-def _where_bool(condition):
-    return jnp.where(condition, 1.0, 0.0)
-
-
 # std::max(a, b) is (a < b) ? b : a and std::min(a, b) is (b < a) ? b : a: with a NaN
 # argument they return the first argument, unlike jnp.maximum/minimum.
-_BINARY_OPS = {
-    "LOGICALOR": lambda a, b: _where_bool((a != 0) | (b != 0)),
-    "LOGICALAND": lambda a, b: _where_bool((a != 0) & (b != 0)),
-    "EQUAL": lambda a, b: _where_bool(a == b),
-    "NOTEQUAL": lambda a, b: _where_bool(a != b),
-    "GREATER": lambda a, b: _where_bool(a > b),
-    "LESS": lambda a, b: _where_bool(a < b),
-    "GREATEREQ": lambda a, b: _where_bool(a >= b),
-    "LESSEQ": lambda a, b: _where_bool(a <= b),
-    "MINUS": jnp.subtract,
-    "PLUS": jnp.add,
-    "DIV": true_divide,
-    "TIMES": jnp.multiply,
-    "POW": jnp.power,
-    "ATAN2": jnp.arctan2,
-    "MAX": lambda a, b: jnp.where(a < b, b, a),
-    "MIN": lambda a, b: jnp.where(b < a, b, a),
-}
+def _binary_ops(xp, divide) -> dict:
+    def where_bool(condition):
+        return xp.where(condition, 1.0, 0.0)
 
-_UNARY_OPS = {
-    "NEGATIVE": jnp.negative,
-    "LOG": jnp.log,
-    "LOG10": jnp.log10,
-    "EXP": jnp.exp,
-    "ERF": jax.scipy.special.erf,
-    "SQRT": jnp.sqrt,
-    "ABS": jnp.abs,
-    "COS": jnp.cos,
-    "SIN": jnp.sin,
-    "TAN": jnp.tan,
-    "ACOS": jnp.arccos,
-    "ASIN": jnp.arcsin,
-    "ATAN": jnp.arctan,
-    "COSH": jnp.cosh,
-    "SINH": jnp.sinh,
-    "TANH": jnp.tanh,
-    "ACOSH": jnp.arccosh,
-    "ASINH": jnp.arcsinh,
-    "ATANH": jnp.arctanh,
-    "SQUARE": lambda x: x * x,
-}
+    return {
+        "LOGICALOR": lambda a, b: where_bool((a != 0) | (b != 0)),
+        "LOGICALAND": lambda a, b: where_bool((a != 0) & (b != 0)),
+        "EQUAL": lambda a, b: where_bool(a == b),
+        "NOTEQUAL": lambda a, b: where_bool(a != b),
+        "GREATER": lambda a, b: where_bool(a > b),
+        "LESS": lambda a, b: where_bool(a < b),
+        "GREATEREQ": lambda a, b: where_bool(a >= b),
+        "LESSEQ": lambda a, b: where_bool(a <= b),
+        "MINUS": xp.subtract,
+        "PLUS": xp.add,
+        "DIV": divide,
+        "TIMES": xp.multiply,
+        "POW": xp.power,
+        "ATAN2": xp.arctan2,
+        "MAX": lambda a, b: xp.where(a < b, b, a),
+        "MIN": lambda a, b: xp.where(b < a, b, a),
+    }
+
+
+def _unary_ops(xp, erf) -> dict:
+    return {
+        "NEGATIVE": xp.negative,
+        "LOG": xp.log,
+        "LOG10": xp.log10,
+        "EXP": xp.exp,
+        "ERF": erf,
+        "SQRT": xp.sqrt,
+        "ABS": xp.abs,
+        "COS": xp.cos,
+        "SIN": xp.sin,
+        "TAN": xp.tan,
+        "ACOS": xp.arccos,
+        "ASIN": xp.arcsin,
+        "ATAN": xp.arctan,
+        "COSH": xp.cosh,
+        "SINH": xp.sinh,
+        "TANH": xp.tanh,
+        "ACOSH": xp.arccosh,
+        "ASINH": xp.arcsinh,
+        "ATANH": xp.arctanh,
+        "SQUARE": lambda x: x * x,
+    }
+
+
+# NumPy has no erf (SciPy is not a dependency of the evaluator): the C library's, as
+# correctionlib's C++ calls it, element by element.
+_host_erf = np.vectorize(math.erf, otypes=[np.float64])
+
+# the operations by array library (see ``backend``)
+_BINARY_OPS = {jnp: _binary_ops(jnp, true_divide), np: _binary_ops(np, np.true_divide)}
+_UNARY_OPS = {jnp: _unary_ops(jnp, jax.scipy.special.erf), np: _unary_ops(np, _host_erf)}
 
 
 def variables_used(tree: tuple) -> frozenset[int]:
@@ -258,7 +277,7 @@ def _identity(x):
 
 
 # Functions whose results XLA may rewrite when composed (see nodes._opaque).
-_HIDDEN = frozenset(_UNARY_OPS) - {"NEGATIVE", "ABS"} | {"POW", "ATAN2"}
+_HIDDEN = frozenset(_UNARY_OPS[jnp]) - {"NEGATIVE", "ABS"} | {"POW", "ATAN2"}
 
 
 def evaluate_tree(tree: tuple, variables: Sequence, slots: Sequence, relax=None, opaque=_identity):
@@ -269,10 +288,11 @@ def evaluate_tree(tree: tuple, variables: Sequence, slots: Sequence, relax=None,
     ``relax``: a ``relax.Relaxation`` whose ``formula_width`` relaxes comparisons
     (and ``&&``/``||`` of comparisons); None or no width keeps C++ semantics.
     """
-    return _evaluate(tree, variables, slots, relax, opaque)[0]
+    xp = namespace(*variables, *slots)
+    return _evaluate(tree, variables, slots, relax, opaque, xp)[0]
 
 
-def _evaluate(tree, variables, slots, relax, opaque):
+def _evaluate(tree, variables, slots, relax, opaque, xp):
     """(value, exact value, soft truth value or None) of a subtree.
 
     ``exact`` is None where it equals the value. A relaxed comparison has a soft truth value in
@@ -285,17 +305,17 @@ def _evaluate(tree, variables, slots, relax, opaque):
     if kind == "var":
         return variables[tree[1]], None, None
     if kind == "unary":
-        value, exact, _ = _evaluate(tree[2], variables, slots, relax, opaque)
-        function = _UNARY_OPS[tree[1]]
+        value, exact, _ = _evaluate(tree[2], variables, slots, relax, opaque, xp)
+        function = _UNARY_OPS[xp][tree[1]]
         if tree[1] in _HIDDEN:
             function = _composed(opaque, function)
         if exact is None or exact is value:
             return function(value), None, None
         return function(value), function(exact), None
     op = tree[1]
-    left, exact_left, soft_left = _evaluate(tree[2], variables, slots, relax, opaque)
-    right, exact_right, soft_right = _evaluate(tree[3], variables, slots, relax, opaque)
-    function = _BINARY_OPS[op]
+    left, exact_left, soft_left = _evaluate(tree[2], variables, slots, relax, opaque, xp)
+    right, exact_right, soft_right = _evaluate(tree[3], variables, slots, relax, opaque, xp)
+    function = _BINARY_OPS[xp][op]
     if op in _HIDDEN:
         function = _composed(opaque, function)
     width = None if relax is None else relax.formula_width

@@ -35,6 +35,7 @@ from . import formula as _formula
 from . import lwtnn as _lwtnn
 from . import relax as _relax
 from . import search as _search
+from .backend import namespace
 from .formula import true_divide
 from .hashprng import hashprng
 
@@ -59,7 +60,7 @@ def combine_errors(first, second):
         return second
     if second is None:
         return first
-    return jnp.where(first != 0, first, second)
+    return namespace(first, second).where(first != 0, first, second)
 
 
 def take(leaf, row):
@@ -83,13 +84,14 @@ def child_row(row, width: int, index):
 
 def _select(condition, if_true, if_false):
     """Elementwise select of two (value, err) pairs."""
-    value = jnp.where(condition, if_true[0], if_false[0])
+    xp = namespace(condition, if_true[0], if_false[0])
+    value = xp.where(condition, if_true[0], if_false[0])
     if if_true[1] is None and if_false[1] is None:
         return value, None
-    zero = jnp.int32(0)
+    zero = np.int32(0)
     err_true = zero if if_true[1] is None else if_true[1]
     err_false = zero if if_false[1] is None else if_false[1]
-    return value, jnp.where(condition, err_true, err_false)
+    return value, xp.where(condition, err_true, err_false)
 
 
 @dataclass(frozen=True)
@@ -102,19 +104,30 @@ class Context:
     branch provides. Dead elements still flow through the branch (vectorised code
     computes every branch); their gradients are cut with ``guard`` so that a branch
     that is singular where it is not selected cannot poison gradients with NaN.
+    ``xp``: the array library (``jax.numpy``, or NumPy on the host, where nothing is
+    differentiated and ``live`` stays None).
     """
 
     inputs: tuple
     live: Any = None
     relax: _relax.Relaxation = _relax.EXACT
     one: Any = None  # a 1.0 that XLA cannot see as a constant, see ``opaque``
+    xp: Any = jnp
+
+    @property
+    def host(self) -> bool:
+        return self.xp is np
+
+    @property
+    def float_dtype(self):
+        return np.float64 if self.host else jnp.result_type(float)
 
     def real(self, index: int):
         x = self.inputs[index]
         if x is None:  # a string input: resolved statically, never used numerically
             return None
-        if not jnp.issubdtype(x.dtype, jnp.floating):
-            x = x.astype(jnp.result_type(float))
+        if not np.issubdtype(x.dtype, np.floating):
+            x = x.astype(self.float_dtype)
         return x
 
     def guard(self, x):
@@ -123,13 +136,15 @@ class Context:
         return jnp.where(self.live, x, jax.lax.stop_gradient(x))
 
     def restricted(self, mask) -> Context:
+        if self.host:  # masks only cut gradients
+            return self
         live = mask if self.live is None else (self.live & mask)
-        return Context(self.inputs, live, self.relax, self.one)
+        return Context(self.inputs, live, self.relax, self.one, self.xp)
 
     def replaced(self, index: int, value) -> Context:
         inputs = list(self.inputs)
         inputs[index] = value
-        return Context(tuple(inputs), self.live, self.relax, self.one)
+        return Context(tuple(inputs), self.live, self.relax, self.one, self.xp)
 
     def opaque(self, x):
         """``x`` unchanged, but hidden from XLA's algebraic simplifier (see ``_opaque``)."""
@@ -181,9 +196,10 @@ class Missing(Node):
     input: int
 
     def evaluate(self, params, ctx, row):
-        shape = jnp.shape(row) if row is not None else ()
-        code = jnp.full(shape, error_code(self.input, MISSING_KEY), dtype=jnp.int32)
-        return jnp.full(shape, jnp.nan, dtype=jnp.result_type(float)), code
+        xp = ctx.xp
+        shape = xp.shape(row) if row is not None else ()
+        code = xp.full(shape, error_code(self.input, MISSING_KEY), dtype=np.int32)
+        return xp.full(shape, np.nan, dtype=ctx.float_dtype), code
 
 
 @dataclass(frozen=True)
@@ -351,8 +367,9 @@ _formula_value.defjvp(_formula_value_jvp, symbolic_zeros=True)
 
 def _round_half_away(value):
     """std::round: halves away from zero (jnp.round rounds halves to even)."""
-    whole = jnp.trunc(value)
-    return whole + jnp.where(jnp.abs(value - whole) >= 0.5, jnp.sign(value), 0.0)
+    xp = namespace(value)
+    whole = xp.trunc(value)
+    return whole + xp.where(xp.abs(value - whole) >= 0.5, xp.sign(value), 0.0)
 
 
 @dataclass(frozen=True)
@@ -369,9 +386,9 @@ class Transform(Node):
     def evaluate(self, params, ctx, row):
         new_value, rule_err = self.rule.evaluate(params["rule"], ctx, row)
         old = ctx.inputs[self.input]
-        if jnp.issubdtype(old.dtype, jnp.integer):
+        if np.issubdtype(old.dtype, np.integer):
             new_value = _round_half_away(new_value).astype(old.dtype)
-        new_value = jnp.broadcast_to(new_value, old.shape)
+        new_value = ctx.xp.broadcast_to(new_value, old.shape)
         value, content_err = self.content.evaluate(
             params["content"], ctx.replaced(self.input, new_value), row
         )
@@ -410,7 +427,7 @@ class Children(Node):
         for g, node in enumerate(self.groups):
             selected = group == g
             width = _width(members[g])
-            rows = child_row(row, width, jnp.where(selected, member, 0))
+            rows = child_row(row, width, ctx.xp.where(selected, member, 0))
             branch = node.evaluate(flatten_instances(members[g]), ctx.restricted(selected), rows)
             result = branch if result is None else _select(selected, branch, result)
         return result
@@ -482,22 +499,23 @@ class EdgesAxis:
     mode: str = "shared"  # the search layout, see _search
 
     def locate(self, params, ctx, row, wrap: bool) -> Located:
+        xp = ctx.xp
         x = ctx.real(self.input)
         edges = params["edges"]
         nbins = take(params["nbins"], row)
         if wrap:
-            unwrappable = ~jnp.isfinite(x)
+            unwrappable = ~xp.isfinite(x)
             low = take(edges[:, 0], row)
             high = _take2(edges, row, nbins)
             norm = true_divide(x - low, high - low)
-            offset = _separately_rounded((norm - jnp.floor(norm)) * (high - low), x)
+            offset = _separately_rounded((norm - xp.floor(norm)) * (high - low), x)
             x = low + offset
         position = _search.count(self.mode, params, "edges", row, x, "right")
-        isnan = jnp.isnan(x)
+        isnan = xp.isnan(x)
         if wrap:  # inf/NaN cannot be wrapped; correctionlib also fails where rounding
             # puts a wrapped value on the last edge
             above = unwrappable | (position > nbins)
-            return Located(position - 1, jnp.zeros_like(isnan), above)
+            return Located(position - 1, xp.zeros_like(isnan), above)
         return Located(position - 1, (position == 0) & ~isnan, (position > nbins) | isnan)
 
     def nbins(self, params, row):
@@ -515,19 +533,23 @@ class UniformAxis:
     input: int
 
     def locate(self, params, ctx, row, wrap: bool) -> Located:
+        xp = ctx.xp
         x = ctx.real(self.input)
         low, high = take(params["low"], row), take(params["high"], row)
         nbins = take(params["nbins"], row)
         norm = true_divide(x - low, high - low)
         if wrap:
-            norm = norm - jnp.floor(norm)
-        # correctionlib truncates n * norm to an unsigned index; NaN gives bin 0.
+            norm = norm - xp.floor(norm)
+        # correctionlib truncates n * norm to an unsigned index; NaN gives bin 0. The
+        # product is clipped to [-1, n] first: outside it the range checks decide, and
+        # a cast of a value past int32 differs between XLA (saturates) and NumPy.
         scaled = nbins.astype(norm.dtype) * norm
-        index = jnp.where(jnp.isfinite(scaled), scaled, 0.0).astype(jnp.int32)
+        scaled = xp.clip(xp.where(xp.isfinite(scaled), scaled, 0.0), -1.0, nbins)
+        index = scaled.astype(np.int32)
         top = index >= nbins
-        index = jnp.clip(index, 0, nbins - 1)
+        index = xp.clip(index, 0, nbins - 1)
         if wrap:
-            return Located(index, jnp.zeros(jnp.shape(x), dtype=bool), ~jnp.isfinite(x), top)
+            return Located(index, xp.zeros(xp.shape(x), dtype=bool), ~xp.isfinite(x), top)
         return Located(index, x < low, x >= high, top & (x < high))
 
     def nbins(self, params, row):
@@ -556,6 +578,7 @@ class Binning(Node):
     default: Node | None = None
 
     def evaluate(self, params, ctx, row):
+        xp = ctx.xp
         flat_index = total = err = outside = top = settled = invalid = None
         located = []  # (axis, params, bin index, nbins) for relaxed evaluation
         for axis, axis_params in zip(self.axes, params["axes"], strict=True):
@@ -563,20 +586,20 @@ class Binning(Node):
             nbins = axis.nbins(axis_params, row)
             index = where.index
             if self.flow == "clamp":
-                index = jnp.where(where.below, 0, jnp.where(where.above, nbins - 1, index))
-                out = jnp.zeros_like(where.below)
+                index = xp.where(where.below, 0, xp.where(where.above, nbins - 1, index))
+                out = xp.zeros_like(where.below)
             else:
                 out = where.below | where.above
-                index = jnp.where(out, 0, index)
+                index = xp.where(out, 0, index)
             if settled is not None:
                 out = out & ~settled
             if self.flow in ("error", "wrap"):
-                code = jnp.where(
+                code = xp.where(
                     where.below,
                     error_code(axis.input, BELOW),
-                    jnp.where(where.above, error_code(axis.input, ABOVE), 0),
+                    xp.where(where.above, error_code(axis.input, ABOVE), 0),
                 )
-                err = combine_errors(err, jnp.where(out, code, 0).astype(jnp.int32))
+                err = combine_errors(err, xp.where(out, code, 0).astype(np.int32))
             outside = out if outside is None else (outside | out)
             if where.top is not None:
                 hit = where.top & ~out if settled is None else where.top & ~out & ~settled
@@ -590,16 +613,16 @@ class Binning(Node):
             if isinstance(axis, UniformAxis) and len(self.axes) > 1:
                 # correctionlib turns NaN into a huge index here and fails on it, unless
                 # another axis settles the element first (see README)
-                nan = jnp.isnan(ctx.real(axis.input))
-                code = jnp.where(nan, error_code(axis.input, ABOVE), 0).astype(jnp.int32)
+                nan = xp.isnan(ctx.real(axis.input))
+                code = xp.where(nan, error_code(axis.input, ABOVE), 0).astype(np.int32)
                 invalid = combine_errors(invalid, code)
         if invalid is not None:  # fails after the axes that settle elements
-            invalid = invalid if settled is None else jnp.where(settled, 0, invalid)
+            invalid = invalid if settled is None else xp.where(settled, 0, invalid)
         if top is not None:
             if self.default is not None:  # the content after the last bin is the default
                 outside = outside | top
             elif len(self.axes) > 1:  # MultiBinning: the last content element
-                flat_index = jnp.where(top, total - 1, flat_index)
+                flat_index = xp.where(top, total - 1, flat_index)
         inside_ctx = ctx if self.flow == "clamp" else ctx.restricted(~outside)
         inside = self.content.evaluate_at(params["content"], inside_ctx, row, flat_index)
         if any(ctx.relax.relaxes(axis.input) for axis, *_ in located):
@@ -607,8 +630,8 @@ class Binning(Node):
         if self.default is None:
             value, child_err = inside
             if top is not None and len(self.axes) == 1:  # Binning: a 0.0 placeholder
-                value = jnp.where(top, 0.0, value)
-                child_err = None if child_err is None else jnp.where(top, 0, child_err)
+                value = xp.where(top, 0.0, value)
+                child_err = None if child_err is None else xp.where(top, 0, child_err)
             return value, combine_errors(combine_errors(err, invalid), child_err)
         fallback = self.default.evaluate(params["default"], ctx.restricted(outside), row)
         value, selected_err = _select(outside, fallback, inside)
@@ -669,21 +692,22 @@ class IntCategory(Node):
     mode: str = "shared"  # the search layout of the keys, see _search
 
     def evaluate(self, params, ctx, row):
+        xp = ctx.xp
         x = ctx.inputs[self.input]
         keys = params["keys"]
         x = x.astype(keys.dtype)
         position = _search.count(self.mode, params, "keys", row, x, "left")
-        if self.mode == "shared" and keys.shape[1] <= _search.COMPARE_LIMIT:
+        if not ctx.host and self.mode == "shared" and keys.shape[1] <= _search.COMPARE_LIMIT:
             found = jnp.any(keys[0] == x[..., None], axis=-1)  # no gather
         else:
             nkeys = take(params["nkeys"], row)
             found = (position < nkeys) & (_take2(keys, row, position) == x)
-        index = jnp.where(found, position, 0)
+        index = xp.where(found, position, 0)
         if self.default is None:
             value, child_err = self.content.evaluate_at(
                 params["content"], ctx.restricted(found), row, index
             )
-            missing = jnp.where(found, 0, error_code(self.input, MISSING_KEY)).astype(jnp.int32)
+            missing = xp.where(found, 0, error_code(self.input, MISSING_KEY)).astype(np.int32)
             return value, combine_errors(missing, child_err)
         inside = self.content.evaluate_at(params["content"], ctx.restricted(found), row, index)
         fallback = self.default.evaluate(params["default"], ctx.restricted(~found), row)
@@ -701,23 +725,47 @@ class IntCategory(Node):
 
 
 def evaluate_root(
-    node: Node, params: Params, inputs: tuple, relax: _relax.Relaxation = _relax.EXACT
+    node: Node,
+    params: Params,
+    inputs: tuple,
+    relax: _relax.Relaxation = _relax.EXACT,
+    host: bool = False,
 ):
     """Evaluate a lowered correction: returns (value, err) of the inputs' broadcast shape.
 
     Elements with an error get NaN (err says which); see ``decode_error``.
+
+    With ``host``, params and inputs are NumPy arrays and the evaluation runs with
+    NumPy (exact mode, float64, no derivatives; see ``runs_on_host``).
     """
-    # The barrier keeps tables and inputs opaque to XLA: inside a caller's jit they
-    # would otherwise be constants that XLA folds and reassociates (e.g. (x*3)*3 ->
-    # x*9, or a whole formula evaluated by XLA's constant folder), changing values.
-    one = jnp.ones((), dtype=jnp.result_type(float))
-    params, inputs, one = jax.lax.optimization_barrier((params, inputs, one))
-    shape = jnp.broadcast_shapes(*(jnp.shape(x) for x in inputs if x is not None))
-    inputs = tuple(None if x is None else jnp.broadcast_to(x, shape) for x in inputs)
-    value, err = node.evaluate(params, Context(inputs, None, relax, one), None)
-    dtype = jnp.result_type(float)
-    value = jnp.broadcast_to(jnp.asarray(value, dtype=dtype), shape)
+    if host:
+        xp, one, dtype = np, None, np.float64
+    else:
+        # The barrier keeps tables and inputs opaque to XLA: inside a caller's jit
+        # they would otherwise be constants that XLA folds and reassociates (e.g.
+        # (x*3)*3 -> x*9, or a whole formula evaluated by XLA's constant folder).
+        xp, dtype = jnp, jnp.result_type(float)
+        one = jnp.ones((), dtype=dtype)
+        params, inputs, one = jax.lax.optimization_barrier((params, inputs, one))
+    shape = xp.broadcast_shapes(*(xp.shape(x) for x in inputs if x is not None))
+    inputs = tuple(None if x is None else xp.broadcast_to(x, shape) for x in inputs)
+    value, err = node.evaluate(params, Context(inputs, None, relax, one, xp), None)
+    value = xp.broadcast_to(xp.asarray(value, dtype=dtype), shape)
     if err is None:
-        return value, jnp.zeros(shape, dtype=jnp.int32)
-    err = jnp.broadcast_to(err, shape)
-    return jnp.where(err != 0, jnp.nan, value), err
+        return value, xp.zeros(shape, dtype=np.int32)
+    err = xp.broadcast_to(err, shape)
+    return xp.where(err != 0, np.nan, value), err
+
+
+def runs_on_host(node: Node) -> bool:
+    """Whether NumPy can evaluate ``node`` (every node type but HashPRNG and lwtnn,
+    whose integer hashing and networks are written for JAX only)."""
+    if isinstance(node, HashPRNG | Lwtnn):
+        return False
+    if isinstance(node, Children):
+        return all(runs_on_host(group) for group in node.groups)
+    if isinstance(node, Transform):
+        return runs_on_host(node.rule) and runs_on_host(node.content)
+    if isinstance(node, Binning | IntCategory):
+        return runs_on_host(node.content) and (node.default is None or runs_on_host(node.default))
+    return True

@@ -20,12 +20,17 @@ when a correction is lowered (``plan``) to keep that number small:
   strictly between two consecutive union entries.
 * ``rows``: a per-row binary search (log2(E) gathers), when the union table would be
   too large.
+
+On the host (NumPy arrays, see ``backend``) every search of one sorted row is
+``numpy.searchsorted``, and ``rows`` the same halving search with NumPy.
 """
 
 from __future__ import annotations
 
 import jax.numpy as jnp
 import numpy as np
+
+from .backend import namespace, on_host
 
 COMPARE_LIMIT = 16
 # tables of up to this many entries are read by selects instead of a gather (XLA on
@@ -41,8 +46,8 @@ def gather(table, index):
     """``table[clip(index)]`` along the first axis of ``table`` (``jnp.take`` with
     ``mode="clip"``); tables of at most ``SELECT_LIMIT`` rows by selects."""
     rows = table.shape[0]
-    if rows > SELECT_LIMIT:
-        return jnp.take(table, index, axis=0, mode="clip")
+    if rows > SELECT_LIMIT or on_host(table, index):
+        return namespace(table, index).take(table, index, axis=0, mode="clip")
     shape = jnp.shape(index)
     expanded = jnp.reshape(index, shape + (1,) * (table.ndim - 1))
     value = jnp.broadcast_to(table[0], shape + table.shape[1:])
@@ -58,10 +63,11 @@ def _passes(entry, x, side: str):
 def _halving_search(flat, base, width: int, x, side: str, position, step: int):
     """Branchless binary search in ``flat[base : base + width]``: from ``position``,
     try steps ``step, step/2, ..., 1`` (log2(width) gathers)."""
+    xp = namespace(flat, base, x, position)
     while step >= 1:
         candidate = position + step
-        entry = gather(flat, base + jnp.minimum(candidate, width) - 1)
-        position = jnp.where((candidate <= width) & _passes(entry, x, side), candidate, position)
+        entry = gather(flat, base + xp.minimum(candidate, width) - 1)
+        position = xp.where((candidate <= width) & _passes(entry, x, side), candidate, position)
         step //= 2
     return position
 
@@ -80,7 +86,8 @@ def count_shared(table, x, side: str):
 def count_rows(table, row, x, side: str):
     """Per-element count in row ``row`` of a sorted ``[R, E]`` table (padded at the end)."""
     width = table.shape[1]
-    start = jnp.zeros(jnp.shape(x), dtype=jnp.int32)
+    xp = namespace(table, row, x)
+    start = xp.zeros(xp.shape(x), dtype=np.int32)
     step = 1 << (width.bit_length() - 1)
     return _halving_search(table.reshape(-1), row * width, width, x, side, start, step)
 
@@ -153,6 +160,8 @@ def _arithmetic(params: dict, prefix: str, *names: str):
 def count(mode: str, params: dict, key: str, row, x, side: str):
     """Count in the layout ``mode`` (see module docstring) of ``params[key]``."""
     table = params[key]
+    if on_host(table, x):
+        return _count_host(mode, params, key, row, x, side)
     if mode in ("linear", "log"):
         low, scale = _arithmetic(params, key, "_low", "_scale")
         return count_spaced(table[0], x, mode, low, scale)
@@ -172,6 +181,32 @@ def count(mode: str, params: dict, key: str, row, x, side: str):
         width = lookup.shape[1]
         return gather(lookup.reshape(-1), row * width + position)
     return count_rows(table, row, x, side)
+
+
+def _count_host(mode: str, params: dict, key: str, row, x, side: str):
+    """``count`` with NumPy (``_count_sorted_host`` for one sorted row, which may
+    count a NaN differently from the compiled searches: callers treat NaN on its
+    own)."""
+    table = params[key]
+    if mode == "rows" and row is not None:
+        return count_rows(table, row, x, side)
+    if not mode.startswith("union") or row is None:
+        return _count_sorted_host(table[0], x, side)
+    union, lookup = params[key + "_union"][0], params[key + "_lookup"]
+    position = _count_sorted_host(union, x, side)
+    return gather(lookup.reshape(-1), row * lookup.shape[1] + position)
+
+
+def _count_sorted_host(entries: np.ndarray, x: np.ndarray, side: str) -> np.ndarray:
+    """Entries <= x ("right") or < x ("left") of one sorted row, with NumPy: a sum of
+    comparisons up to ``COMPARE_LIMIT`` entries (searchsorted's per-element binary
+    search costs 3x more on a few edges), else ``numpy.searchsorted``."""
+    if entries.shape[0] > COMPARE_LIMIT:
+        return np.searchsorted(entries, x, side=side).astype(np.int32)
+    count = np.zeros(np.shape(x), dtype=np.int32)
+    for entry in entries:
+        count += _passes(entry, x, side)
+    return count
 
 
 def _spacing(edges: np.ndarray) -> tuple[str, float, float] | None:
