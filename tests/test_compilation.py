@@ -11,7 +11,17 @@ import correctionlib
 import jax
 import numpy as np
 from conftest import compilations
-from documents import REAL, STRING, binning, category, document, formula, text, variables
+from documents import (
+    REAL,
+    STRING,
+    binning,
+    category,
+    document,
+    formula,
+    random_lwtnn,
+    text,
+    variables,
+)
 
 import corrax
 
@@ -22,9 +32,9 @@ def _document(marker: float) -> dict:
     nominal = binning(
         "eta", [-2.5, 0.0, 2.5], [formula("[0]+[1]*x", ["pt"], [marker, 0.01]), 1.2], "clamp"
     )
-    # HashPRNG is evaluated by compiled code even eagerly (NumPy evaluates the rest)
-    smear = {"nodetype": "hashprng", "inputs": ["eta", "pt"], "distribution": "stdnormal"}
-    return document(category("syst", {"nom": nominal, "up": 1.1, "smear": smear}), inputs)
+    # lwtnn is evaluated by compiled code even eagerly (NumPy evaluates the rest)
+    network = random_lwtnn(3, ("eta", "pt"))
+    return document(category("syst", {"nom": nominal, "up": 1.1, "net": network}), inputs)
 
 
 class _Processor:
@@ -36,8 +46,8 @@ class _Processor:
     def process(self, eta: np.ndarray, pt: np.ndarray) -> float:
         c = self.corrections["c"]
         # to NumPy first: NumPy functions on JAX arrays would compile JAX reductions
-        nominal, smear = (np.asarray(c.evaluate(key, eta, pt)) for key in ("nom", "smear"))
-        return float(nominal.sum() + smear.sum())
+        nominal, network = (np.asarray(c.evaluate(key, eta, pt)) for key in ("nom", "net"))
+        return float(nominal.sum() + network.sum())
 
 
 def test_a_processor_unpickled_per_chunk_compiles_once_per_size_rung():
@@ -50,7 +60,7 @@ def test_a_processor_unpickled_per_chunk_compiles_once_per_size_rung():
             processor = pickle.loads(shipped)  # coffea: one unpickled copy per chunk
             eta, pt = rng.uniform(-2.4, 2.4, size), rng.uniform(20.0, 200.0, size)
             totals.append(processor.process(eta, pt))
-    # the compiled choice (smear) × two rungs; not ten copies × that
+    # the compiled choice (net) × two rungs; not ten copies × that
     assert count[0] <= 2, count[0]
     assert all(np.isfinite(totals))
 

@@ -4,7 +4,7 @@ Concrete inputs outside any transformation (as in a coffea processor) are evalua
 by the core's node code with NumPy as the array library; ``jit``, ``grad`` and
 ``vmap`` use the same code with jax.numpy. Checked against correctionlib (the
 oracle) for every node type NumPy evaluates, with XLA compilations counted through
-JAX's public monitoring events; HashPRNG and lwtnn corrections run compiled.
+JAX's public monitoring events; lwtnn corrections run compiled.
 """
 
 from __future__ import annotations
@@ -155,21 +155,42 @@ def test_compounds_run_on_the_host():
     assert count[0] == 0
 
 
-def test_jax_only_node_types_run_compiled_and_equal_correctionlib():
-    """HashPRNG and lwtnn evaluate through the compiled path (also eagerly)."""
-    hashing = document(
-        {"nodetype": "hashprng", "inputs": ["x"], "distribution": "stdnormal"},
-        variables(("x", REAL)),
+def test_hashprng_on_the_host_equals_correctionlib_bit_for_bit():
+    """HashPRNG (JER smearing) hashes and draws with NumPy's uint64 arithmetic and
+    glibc's log: correctionlib's bits, nothing compiled."""
+    doc = document(
+        category(
+            "syst",
+            {
+                d: {"nodetype": "hashprng", "inputs": ["flavour", "eta", "pt"], "distribution": d}
+                for d in ("stdflat", "stdnormal", "normal")
+            },
+        ),
+        INPUTS,
     )
-    network = document(random_lwtnn(4), variables(("y", REAL), ("k", REAL), ("x", REAL)))
-    rng = np.random.default_rng(2)
-    x = rng.uniform(0.0, 10.0, 500)
-    for doc, args in ((hashing, (x,)), (network, (x, x[::-1], x * 0.5))):
-        theirs = correctionlib.CorrectionSet.from_string(text(doc))["c"]
-        with compilations() as count:
-            got = np.asarray(corrax.CorrectionSet(doc)["c"].evaluate(*args))
-        assert count[0] >= 1
-        np.testing.assert_allclose(got, theirs.evaluate(*args), rtol=1e-12, atol=1e-14)
+    theirs = correctionlib.CorrectionSet.from_string(text(doc))["c"]
+    flavour, eta, pt = _inputs(3_000, 5)
+    corrax.CorrectionSet(_jec_like())["c"].evaluate("const", 0, 0.0, 50.0)  # see above
+    with compilations() as count:
+        for distribution in ("stdflat", "stdnormal", "normal"):
+            got = np.asarray(
+                corrax.CorrectionSet(doc)["c"].evaluate(distribution, flavour, eta, pt)
+            )
+            want = theirs.evaluate(distribution, flavour, eta, pt)
+            np.testing.assert_array_equal(got.view(np.uint64), want.view(np.uint64))
+    assert count[0] == 0
+
+
+def test_lwtnn_runs_compiled_and_equals_correctionlib():
+    """lwtnn networks evaluate through the compiled path (also eagerly)."""
+    doc = document(random_lwtnn(4), variables(("y", REAL), ("k", REAL), ("x", REAL)))
+    x = np.random.default_rng(2).uniform(0.0, 10.0, 500)
+    args = (x, x[::-1], x * 0.5)
+    theirs = correctionlib.CorrectionSet.from_string(text(doc))["c"]
+    with compilations() as count:
+        got = np.asarray(corrax.CorrectionSet(doc)["c"].evaluate(*args))
+    assert count[0] >= 1
+    np.testing.assert_allclose(got, theirs.evaluate(*args), rtol=1e-12, atol=1e-14)
 
 
 def test_invalid_values_give_no_numpy_warnings():
@@ -191,3 +212,29 @@ def test_inside_a_callers_jit_concrete_inputs_give_nan_not_exceptions():
     flavour, eta, pt = np.array([21, 0]), np.array([0.5, 0.5]), np.array([5.0, 60.0])
     value = jax.jit(lambda: corr.evaluate("nom", flavour, eta, pt))()
     assert np.isnan(value[0]) and np.isfinite(value[1])
+
+
+def test_nuisance_corrections_run_on_the_host():
+    """A scale factor's sf/systup/systdown as θ (linear and exponential): correctionlib's
+    branches interpolated HistFactory-style, nothing compiled."""
+    inputs = variables(("valtype", STRING), ("eta", REAL))
+    choices = {
+        key: binning("eta", [-2.5, 0.0, 2.5], [0.97 * f, 1.02 * f], "clamp")
+        for key, f in (("sf", 1.0), ("systup", 1.03), ("systdown", 0.98))
+    }
+    doc = document(category("valtype", choices), inputs)
+    theirs = correctionlib.CorrectionSet.from_string(text(doc))["c"]
+    eta = np.linspace(-2.4, 2.4, 50)
+    nom, up, down = (theirs.evaluate(k, eta) for k in ("sf", "systup", "systdown"))
+    corrax.CorrectionSet(_jec_like())["c"].evaluate("const", 0, 0.0, 50.0)  # see above
+    for interpolation in ("linear", "exponential"):
+        nuisance = corrax.CorrectionSet(doc)["c"].nuisance("valtype", interpolation=interpolation)
+        for theta in (0.3, -0.7):
+            with compilations() as count:
+                got = np.asarray(nuisance.evaluate(theta, eta))
+            assert count[0] == 0
+            if interpolation == "linear":
+                want = nom + theta * (up - nom) if theta >= 0 else nom + theta * (nom - down)
+            else:
+                want = nom * (up / nom) ** theta if theta >= 0 else nom * (down / nom) ** -theta
+            np.testing.assert_allclose(got, want, rtol=1e-15)

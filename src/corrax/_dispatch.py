@@ -8,7 +8,7 @@ them, so eager calls, eager ``grad``/``vmap`` and calls inside a caller's ``jit`
 share one compilation cache (keyed by the object's static structure and the shapes).
 
 Eager calls (concrete inputs, outside any trace) of a correction NumPy can evaluate
-(``_runs_on_host``: exact mode, float64 tables, no HashPRNG or lwtnn node) run on the
+(``_runs_on_host``: exact mode, float64 tables, no lwtnn node) run on the
 host: the same node code with NumPy as its array library (``_core.backend``), in
 blocks of at most ``BLOCK`` elements, compiling nothing. XLA's fixed cost of
 compiling even a small lookup (0.05 to 0.1 s, plus 0.05 s of tracing and lowering)

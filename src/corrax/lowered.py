@@ -375,15 +375,16 @@ class LoweredCorrection(_Lowered):
         return nodes.evaluate_root(self._layout.node, self.tables(), inputs, self._relaxation)
 
     def _runs_on_host(self) -> bool:
-        """Whether eager calls can evaluate with NumPy: exact mode, float64 tables
-        (x64 on when lowered), and no node written for JAX only."""
+        """Whether eager calls can evaluate with NumPy: exact mode, float64 tables,
+        x64 on, and no node written for JAX only (lwtnn)."""
         if self._host is None:
             layout = self._layout
             if layout.host is None:
                 layout.host = nodes.runs_on_host(layout.node)
             float64 = all(np.dtype(leaf.dtype) == np.float64 for leaf in self._leaves)
             self._host = layout.host and float64 and self._relaxation == EXACT
-        return self._host
+        # x64 off: the compiled path's float32 (and its errors), not float64 values
+        return self._host and jax.config.jax_enable_x64
 
     def _evaluate_host(self, inputs: tuple) -> tuple[np.ndarray, np.ndarray]:
         """``_evaluate`` with NumPy, on NumPy inputs (see ``_runs_on_host``)."""

@@ -185,22 +185,35 @@ class _LoweredNuisance:
         return self._evaluate((theta, *inputs))[0]
 
     def _evaluate(self, inputs: tuple) -> tuple[jax.Array, jax.Array]:
+        return self._interpolated(inputs, jnp, lambda branch, x: branch._evaluate(x))
+
+    def _runs_on_host(self) -> bool:
+        lowered = [b for b in self.branches if isinstance(b, LoweredCorrection)]
+        return all(branch._runs_on_host() for branch in lowered)
+
+    def _evaluate_host(self, inputs: tuple) -> tuple[np.ndarray, np.ndarray]:
+        return self._interpolated(inputs, np, lambda branch, x: branch._evaluate_host(x))
+
+    def _interpolated(self, inputs: tuple, xp: Any, evaluate: Any) -> tuple[Any, Any]:
+        """The branches evaluated (``evaluate(branch, inputs)``) and interpolated, with
+        array library ``xp``."""
         theta, numbers = inputs[0], inputs[1:]
-        shape = jnp.broadcast_shapes(*(jnp.shape(x) for x in inputs if x is not None))
+        shape = xp.broadcast_shapes(*(xp.shape(x) for x in inputs if x is not None))
+        dtype = np.float64 if xp is np else jnp.result_type(float)
         results, errors = [], []
         for b, branch in enumerate(self.branches):
             if isinstance(branch, LoweredCorrection):
-                value, err = branch._evaluate(numbers)
-                errors.append(jnp.where(err != 0, err + b * STACK_STRIDE, 0))
+                value, err = evaluate(branch, numbers)
+                errors.append(xp.where(err != 0, err + b * STACK_STRIDE, 0))
             else:
-                value = jnp.full(shape, branch, dtype=jnp.result_type(float))
-            results.append(jnp.broadcast_to(value, shape))
+                value = xp.full(shape, branch, dtype=dtype)
+            results.append(xp.broadcast_to(value, shape))
         err = errors[0]
         for other in errors[1:]:
-            err = jnp.where(err != 0, err, other)
-        theta = jnp.asarray(theta, dtype=results[0].dtype)
-        value = interpolate(theta, *results, self.interpolation)
-        return jnp.where(err != 0, jnp.nan, value), jnp.broadcast_to(err, shape)
+            err = xp.where(err != 0, err, other)
+        theta = xp.asarray(theta, dtype=results[0].dtype)
+        value = _interpolate(xp, theta, *results, self.interpolation)
+        return xp.where(err != 0, np.nan, value), xp.broadcast_to(err, shape)
 
     def _raise(self, errors: np.ndarray, inputs: Sequence[Any]) -> None:
         first = int(errors.reshape(-1)[np.flatnonzero(errors)[0]])
@@ -218,11 +231,16 @@ def interpolate(
 ) -> jax.Array:
     """HistFactory interpolation between down (θ = -1), nominal (0) and up (+1),
     elementwise (arrays broadcast together)."""
+    return _interpolate(jnp, theta, nominal, up, down, interpolation)
+
+
+def _interpolate(xp: Any, theta, nominal, up, down, interpolation: str):
+    """``interpolate`` with array library ``xp`` (jax.numpy, or NumPy on the host)."""
     if interpolation == "linear":
-        return jnp.where(
+        return xp.where(
             theta >= 0, nominal + theta * (up - nominal), nominal + theta * (nominal - down)
         )
     up_ratio, down_ratio = up / nominal, down / nominal
-    positive = nominal * up_ratio ** jnp.maximum(theta, 0.0)
-    negative = nominal * down_ratio ** jnp.maximum(-theta, 0.0)
-    return jnp.where(theta >= 0, positive, negative)
+    positive = nominal * up_ratio ** xp.maximum(theta, 0.0)
+    negative = nominal * down_ratio ** xp.maximum(-theta, 0.0)
+    return xp.where(theta >= 0, positive, negative)

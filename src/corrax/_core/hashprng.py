@@ -14,7 +14,8 @@ pseudo-random numbers in four steps:
 No library provides these generators in JAX: ``jax.random`` has its own
 counter-based generators and cannot reproduce XXH64, PCG or libstdc++'s
 distributions. So each piece is written out here with ``uint64`` and ``float64``
-jax.numpy operations, which run under ``jit`` and ``vmap`` on every backend.
+array operations: jax.numpy, which run under ``jit`` and ``vmap`` on every backend,
+or NumPy for eager calls on the host (see ``backend``), which computes the same bits.
 
 Two details make bit-identity hold. XLA fuses a multiply followed by an add into one
 fused multiply-add, which rounds once where the C++ code rounds twice; the squares of
@@ -22,10 +23,13 @@ the polar methods are therefore computed with integers and rounded explicitly
 (``_square``), and every other product that meets an addition is exact. The
 logarithm is the backend's: on CPU, XLA's ``log`` was found to agree with glibc's,
 which is what correctionlib calls; a GPU's ``log`` may differ from it in the last bit.
+On the host the logarithm is glibc's itself (``math.log``), as NumPy's vectorised
+``log`` need not round like it.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Sequence
 
 import jax
@@ -34,6 +38,7 @@ import numpy as np
 from jax import lax
 
 from ..errors import InvalidDocumentError, PrecisionError
+from .backend import namespace
 
 _DISTRIBUTIONS = ("stdflat", "stdnormal", "normal")
 
@@ -58,6 +63,13 @@ _BELOW_ONE = float(np.nextafter(1.0, 0.0))
 def _u64(value: int) -> np.uint64:
     """A uint64 constant, reduced modulo 2**64."""
     return np.uint64(value & _MASK64)
+
+
+def _bitcast(x, dtype):
+    """The bits of ``x`` read as ``dtype`` (of the same width)."""
+    if namespace(x) is np:
+        return np.asarray(x).view(dtype)
+    return lax.bitcast_convert_type(x, dtype)
 
 
 def _rotl64(x: jax.Array, r: int) -> jax.Array:
@@ -93,7 +105,8 @@ def _xxh64(lanes: Sequence[jax.Array]) -> jax.Array:
         for a in acc:
             h = _xxh64_merge_round(h, a)
     else:
-        h = jnp.full(jnp.shape(lanes[0]), _u64(_P5))
+        xp = namespace(*lanes)
+        h = xp.full(xp.shape(lanes[0]), _u64(_P5))
     h = h + _u64(n_bytes)
     for lane in lanes[n_striped:]:
         h = h ^ _xxh64_round(_u64(0), lane)
@@ -111,8 +124,8 @@ def _pcg32_seed(seed: jax.Array) -> jax.Array:
 
 def _pcg32_output(state: jax.Array) -> jax.Array:
     """The XSH-RR output permutation: a xorshift, then a rotation by the top 5 bits."""
-    rotation = (state >> _u64(59)).astype(jnp.uint32)
-    xorshifted = (((state >> _u64(18)) ^ state) >> _u64(27)).astype(jnp.uint32)
+    rotation = (state >> _u64(59)).astype(np.uint32)
+    xorshifted = (((state >> _u64(18)) ^ state) >> _u64(27)).astype(np.uint32)
     return (xorshifted >> rotation) | (xorshifted << ((-rotation) & np.uint32(31)))
 
 
@@ -133,9 +146,9 @@ def _generate_canonical(state: jax.Array) -> tuple[jax.Array, jax.Array]:
     """
     state, lo = _pcg32_next(state)
     state, hi = _pcg32_next(state)
-    whole = (hi.astype(jnp.uint64) << _u64(32)) | lo.astype(jnp.uint64)
-    canonical = whole.astype(jnp.float64) * 2.0**-64
-    return state, jnp.where(canonical >= 1.0, _BELOW_ONE, canonical)
+    whole = (hi.astype(np.uint64) << _u64(32)) | lo.astype(np.uint64)
+    canonical = whole.astype(np.float64) * 2.0**-64
+    return state, namespace(state).where(canonical >= 1.0, _BELOW_ONE, canonical)
 
 
 def _square(x: jax.Array) -> jax.Array:
@@ -146,20 +159,20 @@ def _square(x: jax.Array) -> jax.Array:
     the uint64-to-double conversion. Valid for zero and for any ``x`` whose square
     is a normal double, as are all the values of the polar method (|x| >= 2**-64).
     """
-    bits = lax.bitcast_convert_type(x, jnp.uint64) & _u64(~(1 << 63))
-    exponent = (bits >> _u64(52)).astype(jnp.int64)
+    bits = _bitcast(x, np.uint64) & _u64(~(1 << 63))
+    exponent = (bits >> _u64(52)).astype(np.int64)
     significand = (bits & _u64((1 << 52) - 1)) | _u64(1 << 52)
     high, low = significand >> _u64(32), significand & _u64(0xFFFFFFFF)
     low_sq, cross = low * low, (high * low) << _u64(1)
     low_word = low_sq + (cross << _u64(32))
-    carry = (low_word < low_sq).astype(jnp.uint64)
+    carry = (low_word < low_sq).astype(np.uint64)
     high_word = high * high + (cross >> _u64(32)) + carry
-    sticky = ((low_word & _u64((1 << 42) - 1)) != 0).astype(jnp.uint64)
+    sticky = ((low_word & _u64((1 << 42) - 1)) != 0).astype(np.uint64)
     top = (high_word << _u64(22)) | (low_word >> _u64(42)) | sticky
     # x = significand * 2**(exponent - 1075), so x**2 = top * 2**(2 * exponent - 2108).
-    scale_bits = ((2 * exponent - 2108 + 1023) << 52).astype(jnp.uint64)
-    square = top.astype(jnp.float64) * lax.bitcast_convert_type(scale_bits, jnp.float64)
-    return jnp.where(bits == 0, 0.0, square)
+    scale_bits = ((2 * exponent - 2108 + 1023) << 52).astype(np.uint64)
+    square = top.astype(np.float64) * _bitcast(scale_bits, np.float64)
+    return namespace(x).where(bits == 0, 0.0, square)
 
 
 _Draw = Callable[[jax.Array], tuple[jax.Array, jax.Array, jax.Array, jax.Array]]
@@ -172,6 +185,13 @@ def _polar_loop(state: jax.Array, draw: _Draw) -> tuple[jax.Array, jax.Array]:
     accepted ``s`` is never zero; the ``(value, s)`` of each element's first accepted
     attempt are returned. ``s == 0`` marks the elements still trying.
     """
+    if namespace(state) is np:
+        value, s = np.zeros(state.shape), np.zeros(state.shape)
+        while (s == 0.0).any():
+            state, accepted, new_value, new_s = draw(state)
+            take = accepted & (s == 0.0)
+            value, s = np.where(take, new_value, value), np.where(take, new_s, s)
+        return value, s
     zeros = jnp.zeros(state.shape, jnp.float64)
 
     def pending(carry: tuple[jax.Array, jax.Array, jax.Array]) -> jax.Array:
@@ -209,13 +229,18 @@ def _correctionlib_normal_draw(state: jax.Array) -> tuple[jax.Array, ...]:
     """
     state, gu = _pcg32_next(state)
     state, gv = _pcg32_next(state)
-    a = gu.astype(jnp.int64) - (1 << 31)
-    b = gv.astype(jnp.int64) - (1 << 31)
-    s = ((a * a).astype(jnp.float64) + (b * b).astype(jnp.float64)) * 2.0**-62
-    return state, (s < 1.0) & (s != 0.0), a.astype(jnp.float64) * 2.0**-31, s
+    a = gu.astype(np.int64) - (1 << 31)
+    b = gv.astype(np.int64) - (1 << 31)
+    s = ((a * a).astype(np.float64) + (b * b).astype(np.float64)) * 2.0**-62
+    return state, (s < 1.0) & (s != 0.0), a.astype(np.float64) * 2.0**-31, s
+
+
+_glibc_log = np.vectorize(math.log, otypes=[np.float64])
 
 
 def _polar_factor(s: jax.Array) -> jax.Array:
+    if namespace(s) is np:
+        return np.sqrt(-2.0 * _glibc_log(s) / s)
     return jnp.sqrt(-2.0 * jnp.log(s) / s)
 
 
@@ -224,14 +249,15 @@ def _polar_factor(s: jax.Array) -> jax.Array:
 
 def _seed_lanes(seed_inputs: Sequence[jax.Array]) -> list[jax.Array]:
     """The uint64 lanes correctionlib hashes: int bits or the raw double bits."""
-    arrays = jnp.broadcast_arrays(*(jnp.asarray(x) for x in seed_inputs))
+    xp = namespace(*seed_inputs)
+    arrays = xp.broadcast_arrays(*(xp.asarray(x) for x in seed_inputs))
     lanes = []
     for i, x in enumerate(arrays):
-        if jnp.issubdtype(x.dtype, jnp.integer):
-            lanes.append(lax.bitcast_convert_type(x.astype(jnp.int64), jnp.uint64))
-        elif jnp.issubdtype(x.dtype, jnp.floating):
-            real = lax.stop_gradient(x).astype(jnp.float64)
-            lanes.append(lax.bitcast_convert_type(real, jnp.uint64))
+        if np.issubdtype(x.dtype, np.integer):
+            lanes.append(_bitcast(x.astype(np.int64), np.uint64))
+        elif np.issubdtype(x.dtype, np.floating):
+            real = x if xp is np else lax.stop_gradient(x)
+            lanes.append(_bitcast(real.astype(np.float64), np.uint64))
         else:
             raise TypeError(
                 f"HashPRNG seed input {i} has dtype {x.dtype}; expected int64 or float64"
@@ -245,14 +271,16 @@ def hashprng(seed_inputs: Sequence[jax.Array], distribution: str) -> jax.Array:
     ``seed_inputs`` are the node's inputs in order, int64 for ``int`` variables and
     float64 for ``real`` ones, all of one shape (they are broadcast if not).
     ``distribution`` is ``"stdflat"``, ``"stdnormal"`` or ``"normal"``. Returns float64
-    values of that shape, without gradient. Needs JAX's 64-bit mode.
+    values of that shape, without gradient. With JAX arrays it needs JAX's 64-bit
+    mode; with NumPy arrays (host evaluation) it returns NumPy values.
     """
     if distribution not in _DISTRIBUTIONS:
         raise InvalidDocumentError(
             f"unknown HashPRNG distribution {distribution!r}; "
             f"expected one of {', '.join(map(repr, _DISTRIBUTIONS))}"
         )
-    if not jax.config.jax_enable_x64:
+    host = namespace(*seed_inputs) is np  # NumPy: 64-bit whatever JAX's mode
+    if not host and not jax.config.jax_enable_x64:
         raise PrecisionError(
             "HashPRNG needs 64-bit integers (it hashes the inputs' 64-bit patterns), "
             "but JAX's 64-bit mode is off. Enable it with "
@@ -271,4 +299,4 @@ def hashprng(seed_inputs: Sequence[jax.Array], distribution: str) -> jax.Array:
     else:
         u, s = _polar_loop(state, _correctionlib_normal_draw)
         value = u * _polar_factor(s)
-    return lax.stop_gradient(value)
+    return value if host else lax.stop_gradient(value)

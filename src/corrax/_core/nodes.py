@@ -264,7 +264,7 @@ class HashPRNG(Node):
     distribution: str
 
     def evaluate(self, params, ctx, row):
-        seeds = jnp.broadcast_arrays(*(ctx.inputs[i] for i in self.inputs))
+        seeds = ctx.xp.broadcast_arrays(*(ctx.inputs[i] for i in self.inputs))
         return hashprng(seeds, self.distribution), None
 
 
@@ -758,9 +758,9 @@ def evaluate_root(
 
 
 def runs_on_host(node: Node) -> bool:
-    """Whether NumPy can evaluate ``node`` (every node type but HashPRNG and lwtnn,
-    whose integer hashing and networks are written for JAX only)."""
-    if isinstance(node, HashPRNG | Lwtnn):
+    """Whether NumPy can evaluate ``node`` (every node type but lwtnn, whose networks
+    are written for JAX only)."""
+    if isinstance(node, Lwtnn):
         return False
     if isinstance(node, Children):
         return all(runs_on_host(group) for group in node.groups)

@@ -147,27 +147,46 @@ def _flat_momenta(fields: ak.Array) -> vector.MomentumNumpy4D:
 
 
 def m_bjj(jets: ak.Array, btag_cut: float) -> ak.Array:
-    """Per event: the mass of the highest-pt trijet with a b-tagged jet (None if none)."""
+    """Per event: the mass of the highest-pt trijet with a b-tagged jet (None if none).
+
+    The trijets are ``ak.argcombinations`` of each event's jets (the AGC's order);
+    their four-momenta are summed by vector's NumPy backend on flat arrays, and the
+    highest-pt tagged trijet of each event (the first of equal pts, as ``ak.argmax``)
+    is found with one sort, so a chunk costs a handful of array calls whatever its
+    number of events.
+    """
     momenta = _flat_momenta(jets[["pt", "eta", "phi", "mass"]])
     cartesian = {"px": momenta.px, "py": momenta.py, "pz": momenta.pz, "E": momenta.E}
-    cartesian["btag"] = ak.to_numpy(ak.flatten(jets.btagCSVV2))
-    trijet = ak.combinations(
-        ak.unflatten(ak.zip(cartesian), ak.num(jets.pt)), 3, fields=["a", "b", "c"]
-    )
-    a, b, c = (_flat_momenta(trijet[j][["px", "py", "pz", "E"]]) for j in "abc")
+    btag = ak.to_numpy(ak.flatten(jets.btagCSVV2))
+    n_jets = ak.to_numpy(ak.num(jets.pt))
+    first_jet = np.cumsum(n_jets) - n_jets
+    trijets = ak.argcombinations(jets.pt, 3, fields=["a", "b", "c"])
+    n_trijets = ak.to_numpy(ak.num(trijets)).astype(np.int64)
+    event = np.repeat(np.arange(len(n_jets)), n_trijets)
+    members = [
+        ak.to_numpy(ak.flatten(trijets[j])).astype(np.int64) + first_jet[event] for j in "abc"
+    ]
+    a, b, c = (vector.array({k: v[m] for k, v in cartesian.items()}) for m in members)
     p4 = a + b + c
-    counts = ak.num(trijet)
-    pt, mass = ak.unflatten(p4.pt, counts), ak.unflatten(p4.mass, counts)
-    max_btag = np.maximum(trijet.a.btag, np.maximum(trijet.b.btag, trijet.c.btag))
-    tagged = definition.above(max_btag, btag_cut)
-    best = ak.argmax(pt[tagged], axis=1, keepdims=True)
-    return ak.firsts(mass[tagged][best])
+    max_btag = np.maximum(btag[members[0]], np.maximum(btag[members[1]], btag[members[2]]))
+    tagged = np.flatnonzero(definition.above(max_btag, btag_cut))
+    # tagged trijets by event, then pt descending, then position: each event's first
+    order = tagged[np.lexsort((tagged, -p4.pt[tagged], event[tagged]))]
+    starts = np.flatnonzero(np.diff(event[order], prepend=-1))
+    best = order[starts]
+    mass = np.zeros(len(n_jets))
+    found = np.zeros(len(n_jets), dtype=bool)
+    mass[event[best]], found[event[best]] = p4.mass[best], True
+    if found.all():
+        return ak.Array(mass)
+    return ak.mask(ak.Array(mass), found)
 
 
-def _regions(jets: ak.Array, n_leptons: ak.Array, cuts: Cuts) -> dict[str, tuple[Any, Any]]:
-    """Region → (event mask, observable per selected event)."""
-    n_tags = ak.sum(definition.b_tagged(jets.btagCSVV2, cuts), axis=1)
-    masks = definition.region_masks(n_leptons, ak.num(jets.pt), n_tags)
+def _regions(jets: ak.Array, n_leptons: np.ndarray, cuts: Cuts) -> dict[str, tuple[Any, Any]]:
+    """Region → (event mask, observable per selected event). The per-event counts are
+    NumPy arrays: awkward's broadcasting costs milliseconds per call on flat arrays."""
+    n_tags = ak.to_numpy(ak.sum(definition.b_tagged(jets.btagCSVV2, cuts), axis=1))
+    masks = definition.region_masks(n_leptons, ak.to_numpy(ak.num(jets.pt)), n_tags)
     one_b, two_b = masks["4j1b"], masks["4j2b"]
     return {
         "4j1b": (one_b, ak.sum(jets.pt[one_b], axis=1)),
@@ -310,7 +329,7 @@ class Analysis:
             events = events[events.event % 2 == (0 if self.split == "even" else 1)]
             norm = 2.0 * norm
         electrons, muons = _leptons(events, cuts)
-        n_leptons = ak.num(electrons.pt) + ak.num(muons.pt)
+        n_leptons = ak.to_numpy(ak.num(electrons.pt)) + ak.to_numpy(ak.num(muons.pt))
         # float64: NanoAOD's genWeight is float32, the normalisation is not rounded to it
         gen_weight = ak.values_astype(events.genWeight, np.float64)
         base = norm * (gen_weight if use_genweight else ak.ones_like(gen_weight))
