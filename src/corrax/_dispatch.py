@@ -3,9 +3,10 @@
 Every evaluable object (a lowered correction, a lowered compound, a nuisance
 correction) is a pytree with a pure method ``_evaluate(inputs) -> (value, errors)``
 and a host method ``_raise(errors, inputs)``; those NumPy can evaluate also have
-``_runs_on_host()`` and ``_evaluate_host(inputs)`` (the same code on NumPy arrays). One jitted function evaluates all of
-them, so eager calls, eager ``grad``/``vmap`` and calls inside a caller's ``jit``
-share one compilation cache (keyed by the object's static structure and the shapes).
+``_runs_on_host()`` and ``_evaluate_host(inputs)`` (the same code on NumPy arrays).
+One jitted function evaluates all of them, so eager compiled calls, eager
+``grad``/``vmap`` and calls inside a caller's ``jit`` share one compilation cache
+(keyed by the object's static structure and the shapes).
 
 Eager calls (concrete inputs, outside any trace) of a correction NumPy can evaluate
 (``_runs_on_host``: exact mode, float64 tables, no lwtnn node) run on the
@@ -13,7 +14,7 @@ host: the same node code with NumPy as its array library (``_core.backend``), in
 blocks of at most ``BLOCK`` elements, compiling nothing. XLA's fixed cost of
 compiling even a small lookup (0.05 to 0.1 s, plus 0.05 s of tracing and lowering)
 was as long as correctionlib's whole pass over a 50-chunk stream of muons; NumPy
-evaluates such a lookup at 3 to 5 times correctionlib's speed from the first call.
+evaluates such a lookup at about twice correctionlib's speed from the first call.
 Under ``jit`` the compiled code stays the fast path for large batches.
 
 Other eager calls are compiled and run on padded blocks: the
