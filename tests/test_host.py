@@ -238,3 +238,17 @@ def test_nuisance_corrections_run_on_the_host():
             else:
                 want = nom * (up / nom) ** theta if theta >= 0 else nom * (down / nom) ** -theta
             np.testing.assert_allclose(got, want, rtol=1e-15)
+
+
+def test_jax_arrays_on_the_cpu_run_on_the_host_too():
+    """Concrete JAX arrays on the CPU (awkward's JAX backend, a notebook's jnp arrays)
+    are host inputs too; results are JAX arrays, as from every eager call."""
+    corr = corrax.CorrectionSet(_jec_like())["c"]
+    flavour, eta, pt = _inputs(1_000, 9)
+    flavour, eta = np.where(flavour == 21, 0, flavour), np.clip(eta, -2.4, 2.4)
+    expected = np.asarray(corr.evaluate("nom", flavour, eta, pt))
+    inputs = [jax.device_put(x) for x in (flavour, eta, pt)]
+    with compilations() as count:
+        got = corr.evaluate("nom", *inputs)
+    assert count[0] == 0 and isinstance(got, jax.Array)
+    np.testing.assert_array_equal(np.asarray(got), expected)

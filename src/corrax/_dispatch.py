@@ -8,9 +8,9 @@ One jitted function evaluates all of them, so eager compiled calls, eager
 ``grad``/``vmap`` and calls inside a caller's ``jit`` share one compilation cache
 (keyed by the object's static structure and the shapes).
 
-Eager calls (concrete inputs, outside any trace) of a correction NumPy can evaluate
-(``_runs_on_host``: exact mode, float64 tables, no lwtnn node) run on the
-host: the same node code with NumPy as its array library (``_core.backend``), in
+Eager calls (concrete inputs, outside any trace, none on a GPU) of a correction NumPy
+can evaluate (``_runs_on_host``: exact mode, float64 tables on the CPU, no lwtnn
+node) run on the host: the same node code with NumPy as its array library (``_core.backend``), in
 blocks of at most ``BLOCK`` elements, compiling nothing. XLA's fixed cost of
 compiling even a small lookup (0.05 to 0.1 s, plus 0.05 s of tracing and lowering)
 was as long as correctionlib's whole pass over a 50-chunk stream of muons; NumPy
@@ -88,7 +88,7 @@ def call(evaluable: Any, inputs: tuple) -> jax.Array:
         if _staged():  # inside a caller's jit: its shapes are fixed, no padding
             return _evaluate(evaluable, inputs)[0]
         return _padded_transform(evaluable, inputs)  # eager grad/jvp/vmap
-    if _runs_on_host(evaluable) and not _staged():
+    if _runs_on_host(evaluable) and _on_cpu(inputs) and not _staged():
         value, errors = run_host(evaluable, inputs)
     else:
         try:
@@ -131,6 +131,16 @@ def run_blocks(evaluable: Any, inputs: tuple) -> tuple[np.ndarray, np.ndarray]:
 def _runs_on_host(evaluable: Any) -> bool:
     runs_on_host = getattr(evaluable, "_runs_on_host", None)
     return runs_on_host is not None and runs_on_host()
+
+
+def _on_cpu(inputs: tuple) -> bool:
+    """No input is a JAX array on another device (a GPU's arrays are evaluated there)."""
+    return all(
+        device.platform == "cpu"
+        for x in inputs
+        if isinstance(x, jax.Array)
+        for device in x.devices()
+    )
 
 
 def run_host(evaluable: Any, inputs: tuple) -> tuple[np.ndarray, np.ndarray]:

@@ -375,14 +375,17 @@ class LoweredCorrection(_Lowered):
         return nodes.evaluate_root(self._layout.node, self.tables(), inputs, self._relaxation)
 
     def _runs_on_host(self) -> bool:
-        """Whether eager calls can evaluate with NumPy: exact mode, float64 tables,
-        x64 on, and no node written for JAX only (lwtnn)."""
+        """Whether eager calls can evaluate with NumPy: exact mode, float64 tables on
+        the CPU (tables on a GPU keep eager calls there), x64 on, and no node written
+        for JAX only (lwtnn)."""
         if self._host is None:
             layout = self._layout
             if layout.host is None:
                 layout.host = nodes.runs_on_host(layout.node)
             float64 = all(np.dtype(leaf.dtype) == np.float64 for leaf in self._leaves)
-            self._host = layout.host and float64 and self._relaxation == EXACT
+            self._host = (
+                layout.host and float64 and self._relaxation == EXACT and _on_cpu(self._leaves)
+            )
         # x64 off: the compiled path's float32 (and its errors), not float64 values
         return self._host and jax.config.jax_enable_x64
 
@@ -397,6 +400,16 @@ class LoweredCorrection(_Lowered):
     def _raise(self, errors: np.ndarray, inputs: Sequence[Any], context: str = "") -> None:
         values = _inputs.merged(self.strings, inputs)
         _diagnostics.raise_first_error(self.model, np.asarray(errors), values, context)
+
+
+def _on_cpu(leaves: Sequence[Any]) -> bool:
+    """Whether every JAX array among ``leaves`` lives on a CPU device."""
+    return all(
+        device.platform == "cpu"
+        for leaf in leaves
+        if isinstance(leaf, jax.Array)
+        for device in leaf.devices()
+    )
 
 
 def _rebuild_lowered(model, strings, relaxation, differentiable, leaves) -> LoweredCorrection:
