@@ -195,7 +195,8 @@ def main(argv=None) -> int:
         return 0
     from corrax.agc.sample.generate import generate
 
-    generate(args.cache, 10_000, 1, jec_file=corrections / agc_files.JEC_FILE, progress=False)
+    # the demo's size and seed: `make demo` and `make bench` share one generated sample
+    generate(args.cache, 20_000, 1, jec_file=corrections / agc_files.JEC_FILE, progress=False)
     results = {}
     with tempfile.TemporaryDirectory() as folder:
         for kind in ("correctionlib", "corrax", "corrax.agc"):
