@@ -21,8 +21,9 @@ when a correction is lowered (``plan``) to keep that number small:
 * ``rows``: a per-row binary search (log2(E) gathers), when the union table would be
   too large.
 
-On the host (NumPy arrays, see ``backend``) every search of one sorted row is
-``numpy.searchsorted``, and ``rows`` the same halving search with NumPy.
+On the host (NumPy arrays, see ``backend``) one sorted row is searched by a sum of
+comparisons up to ``COMPARE_LIMIT`` entries, else by ``numpy.searchsorted``; ``rows``
+is the same halving search with NumPy.
 """
 
 from __future__ import annotations
