@@ -47,6 +47,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from ._core.backend import on_cpu
 from ._inputs import is_traced
 
 BLOCK = 1 << 16
@@ -88,7 +89,7 @@ def call(evaluable: Any, inputs: tuple) -> jax.Array:
         if _staged():  # inside a caller's jit: its shapes are fixed, no padding
             return _evaluate(evaluable, inputs)[0]
         return _padded_transform(evaluable, inputs)  # eager grad/jvp/vmap
-    if _runs_on_host(evaluable) and _on_cpu(inputs) and not _staged():
+    if _runs_on_host(evaluable) and on_cpu(inputs) and not _staged():
         value, errors = run_host(evaluable, inputs)
     else:
         try:
@@ -131,16 +132,6 @@ def run_blocks(evaluable: Any, inputs: tuple) -> tuple[np.ndarray, np.ndarray]:
 def _runs_on_host(evaluable: Any) -> bool:
     runs_on_host = getattr(evaluable, "_runs_on_host", None)
     return runs_on_host is not None and runs_on_host()
-
-
-def _on_cpu(inputs: tuple) -> bool:
-    """No input is a JAX array on another device (a GPU's arrays are evaluated there)."""
-    return all(
-        device.platform == "cpu"
-        for x in inputs
-        if isinstance(x, jax.Array)
-        for device in x.devices()
-    )
 
 
 def run_host(evaluable: Any, inputs: tuple) -> tuple[np.ndarray, np.ndarray]:

@@ -53,6 +53,7 @@ from correctionlib import schemav2
 
 from . import _diagnostics, _dispatch, _inputs
 from ._core import nodes
+from ._core.backend import on_cpu
 from ._core.formula import true_divide
 from ._core.lowering import lower_correction
 from ._core.relax import EXACT, Relaxation
@@ -129,7 +130,6 @@ class _Layout:
     __slots__ = (
         "__weakref__",
         "differentiable",
-        "host",
         "int_tables",
         "is_float",
         "leaves",
@@ -154,7 +154,6 @@ class _Layout:
         self.int_tables = int_tables
         self.names = names
         self.structure = _structure_digest(node, treedef, is_float, int_tables, differentiable)
-        self.host: bool | None = None  # whether NumPy can evaluate it (found on first use)
 
     def __eq__(self, other: object) -> bool:
         return isinstance(other, _Layout) and other.structure == self.structure
@@ -379,12 +378,12 @@ class LoweredCorrection(_Lowered):
         the CPU (tables on a GPU keep eager calls there), x64 on, and no node written
         for JAX only (lwtnn)."""
         if self._host is None:
-            layout = self._layout
-            if layout.host is None:
-                layout.host = nodes.runs_on_host(layout.node)
             float64 = all(np.dtype(leaf.dtype) == np.float64 for leaf in self._leaves)
             self._host = (
-                layout.host and float64 and self._relaxation == EXACT and _on_cpu(self._leaves)
+                float64
+                and self._relaxation == EXACT
+                and on_cpu(self._leaves)
+                and nodes.runs_on_host(self._layout.node)
             )
         # x64 off: the compiled path's float32 (and its errors), not float64 values
         return self._host and jax.config.jax_enable_x64
@@ -392,24 +391,13 @@ class LoweredCorrection(_Lowered):
     def _evaluate_host(self, inputs: tuple) -> tuple[np.ndarray, np.ndarray]:
         """``_evaluate`` with NumPy, on NumPy inputs (see ``_runs_on_host``)."""
         if self._host_tables is None:
-            host = jax.tree_util.tree_map(np.asarray, self.tables())
-            self._host_tables = host
+            self._host_tables = jax.tree_util.tree_map(np.asarray, self.tables())
         node = self._layout.node
         return nodes.evaluate_root(node, self._host_tables, inputs, self._relaxation, host=True)
 
     def _raise(self, errors: np.ndarray, inputs: Sequence[Any], context: str = "") -> None:
         values = _inputs.merged(self.strings, inputs)
         _diagnostics.raise_first_error(self.model, np.asarray(errors), values, context)
-
-
-def _on_cpu(leaves: Sequence[Any]) -> bool:
-    """Whether every JAX array among ``leaves`` lives on a CPU device."""
-    return all(
-        device.platform == "cpu"
-        for leaf in leaves
-        if isinstance(leaf, jax.Array)
-        for device in leaf.devices()
-    )
 
 
 def _rebuild_lowered(model, strings, relaxation, differentiable, leaves) -> LoweredCorrection:

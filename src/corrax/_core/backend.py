@@ -25,3 +25,14 @@ def namespace(*values: Any) -> ModuleType:
 def on_host(*values: Any) -> bool:
     """Whether ``values`` evaluate with NumPy (no JAX array or tracer among them)."""
     return namespace(*values) is np
+
+
+def on_cpu(values: Any) -> bool:
+    """Whether every JAX array among ``values`` lives on a CPU device (a GPU's arrays
+    are evaluated there, compiled)."""
+    return all(
+        device.platform == "cpu"
+        for x in values
+        if isinstance(x, jax.Array)
+        for device in x.devices()
+    )
